@@ -1,0 +1,51 @@
+# Every target creates .venv when it is missing and installs the project from its own files.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-core
+BENCH_STAMP := $(VENV)/.installed-bench
+export XLA_PYTHON_CLIENT_PREALLOCATE := false
+
+.PHONY: run run-full test test-all bench bench-quick lint format notebooks clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev,experiments]"
+	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+run: $(STAMP)  ## the main job: quick 2-D flow-matching study, writes results/toy2d/
+	$(PY) -m experiments.toy2d --quick
+
+run-full: $(STAMP)  ## the full protocol (5 seeds, 20k steps)
+	$(PY) -m experiments.toy2d
+
+test: $(STAMP)  ## fast suite (CI)
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
+
+test-all: $(STAMP)  ## everything, slow checks included
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+bench: $(BENCH_STAMP)  ## full benchmarks, regenerates BENCHMARKS.md
+	$(PY) -m benchmarks.run
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m benchmarks.run --quick
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+notebooks: $(STAMP)
+	$(PY) -m pytest -q tests/test_notebooks.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

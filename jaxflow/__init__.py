@@ -1,0 +1,22 @@
+"""jaxflow: transport-based generative modelling and optimal transport in JAX.
+
+Rooms: paths, couplings, losses, nn, sampling, ot, metrics, data, train (see README.md).
+"""
+
+from jaxflow import couplings, data, losses, metrics, nn, ot, paths, sampling, train
+from jaxflow.sampling import SampleOutput, sample
+
+__version__ = "0.1.0"
+__all__ = [
+    "SampleOutput",
+    "couplings",
+    "data",
+    "losses",
+    "metrics",
+    "nn",
+    "ot",
+    "paths",
+    "sample",
+    "sampling",
+    "train",
+]

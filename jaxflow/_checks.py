@@ -1,0 +1,87 @@
+"""Input validation shared by every room.
+
+Shape and dtype problems are caught at trace time (shapes are static). Value problems (non-finite entries, t outside
+[0, 1]) are caught when the array is concrete, i.e. when a function is called eagerly or at the boundary of a jitted
+program; inside `jit` the values are unknown and the check is skipped rather than silently wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """True when `x` holds values now (not a tracer inside jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_array(
+    x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True
+) -> jax.Array:
+    """Return `x` as an array after checking its rank, floating dtype and (when concrete) finiteness."""
+    if x is None:
+        raise ValueError(f"{name} must be an array, got None")
+    x = jnp.asarray(x)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in allowed:
+            raise ValueError(f"{name} must have ndim in {allowed}, got shape {x.shape}")
+    if finite:
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
+        if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
+            raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return x
+
+
+def check_same_batch(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and {b.shape[0]}"
+        )
+
+
+def check_same_shape(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")
+
+
+def check_time(t: Any, name: str = "t") -> jax.Array:
+    """Times must lie in [0, 1] (checked when concrete)."""
+    t = check_array(t, name)
+    if is_concrete(t):
+        tv = np.asarray(t)
+        if np.any(tv < 0.0) or np.any(tv > 1.0):
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{tv.min()}, {tv.max()}]")
+    return t
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
+    """Scalar hyper-parameters (epsilon, sigma, ...) must be positive (checked when concrete)."""
+    if value is None or not is_concrete(value):
+        return
+    v = np.asarray(value)
+    bad = np.any(v < 0) if allow_zero else np.any(v <= 0)
+    if bad or not np.all(np.isfinite(v)):
+        rel = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {rel}, got {value}")
+
+
+def check_choice(value: str, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def broadcast_time(t: jax.Array, x: jax.Array) -> jax.Array:
+    """Turn t of shape [] or [B] into shape [B, 1, ..., 1] matching x of shape [B, ...]."""
+    t = jnp.asarray(t, dtype=x.dtype)
+    if t.ndim == 0:
+        t = jnp.broadcast_to(t, x.shape[:1])
+    if t.shape[0] != x.shape[0]:
+        raise ValueError(f"t must be a scalar or have the batch size {x.shape[0]}, got shape {t.shape}")
+    return t.reshape(t.shape + (1,) * (x.ndim - 1))

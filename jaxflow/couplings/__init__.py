@@ -1,0 +1,30 @@
+"""How x0 and x1 are paired: independent, minibatch OT (exact / entropic), Schrödinger bridge, conditional, W-CFM."""
+
+from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing
+from jaxflow.couplings.ot import (
+    MODES,
+    ConditionalOTCoupling,
+    ExactOTCoupling,
+    SinkhornCoupling,
+    greedy_permutation,
+    label_blocked_cost,
+    sample_from_plan,
+    schrodinger_bridge_coupling,
+)
+from jaxflow.couplings.weighted import GibbsWeightedCoupling, effective_sample_size
+
+__all__ = [
+    "ConditionalOTCoupling",
+    "Coupling",
+    "ExactOTCoupling",
+    "GibbsWeightedCoupling",
+    "IndependentCoupling",
+    "MODES",
+    "Pairing",
+    "SinkhornCoupling",
+    "effective_sample_size",
+    "greedy_permutation",
+    "label_blocked_cost",
+    "sample_from_plan",
+    "schrodinger_bridge_coupling",
+]

@@ -1,0 +1,54 @@
+"""The coupling contract: `(key, x0, x1, labels=None) -> Pairing(x0, x1, weights, labels)`."""
+
+from __future__ import annotations
+
+import abc
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from jaxflow._checks import check_array, check_same_batch
+
+
+class Pairing(NamedTuple):
+    """Paired samples. x0, x1: [B, ...]; weights: [B] loss weights (ones unless the coupling reweights);
+    labels: [B] labels of the pairs (the x1 side) or None."""
+
+    x0: jax.Array
+    x1: jax.Array
+    weights: jax.Array
+    labels: jax.Array | None = None
+
+
+class Coupling(eqx.Module):
+    """Abstract coupling of a source batch x0 with a data batch x1. Never sees the model."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, key: jax.Array, x0: jax.Array, x1: jax.Array, labels: jax.Array | None = None
+    ) -> Pairing: ...
+
+
+def validate_coupling_inputs(x0, x1, labels):
+    x0 = check_array(x0, "x0")
+    x1 = check_array(x1, "x1")
+    if x0.ndim < 2 or x1.ndim < 2:
+        raise ValueError(f"x0 and x1 must be batched [B, ...], got {x0.shape} and {x1.shape}")
+    if x0.shape[1:] != x1.shape[1:]:
+        raise ValueError(f"x0 and x1 must have the same event shape, got {x0.shape[1:]} and {x1.shape[1:]}")
+    check_same_batch(x0, x1, "x0", "x1")
+    if labels is not None:
+        labels = jnp.asarray(labels)
+        if labels.shape != x1.shape[:1]:
+            raise ValueError(f"labels must have shape [B]={x1.shape[:1]}, got {labels.shape}")
+    return x0, x1, labels
+
+
+class IndependentCoupling(Coupling):
+    """(x0, x1) as drawn: the I-CFM coupling."""
+
+    def __call__(self, key, x0, x1, labels=None) -> Pairing:
+        x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
+        return Pairing(x0, x1, jnp.ones(x0.shape[0], x0.dtype), labels)

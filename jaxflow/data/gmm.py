@@ -1,0 +1,113 @@
+"""Gaussian mixtures with the closed-form marginal velocity and score of the linear path (PAPERS.md §5).
+
+For x0 ~ N(0, I) and x_t = (1 − t) x0 + t x1 with x1 ~ Σ_k π_k N(μ_k, Σ_k), the marginal at time t is the mixture
+Σ_k π_k N(m_k, C_k) with m_k = t μ_k, C_k = (1 − t)² I + t² Σ_k, and
+
+    v(t, x) = Σ_k w_k(x) [ μ_k + (t Σ_k − (1 − t) I) C_k⁻¹ (x − t μ_k) ],   ∇ log p_t(x) = −Σ_k w_k(x) C_k⁻¹ (x − t μ_k),
+
+with posterior weights w_k(x) ∝ π_k N(x; m_k, C_k).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxflow._checks import check_array, check_time, is_concrete
+
+
+class GaussianMixture(eqx.Module):
+    """Mixture Σ_k π_k N(μ_k, Σ_k). weights [K] (normalised here), means [K, d], covs [K, d, d] (SPD)."""
+
+    weights: jax.Array
+    means: jax.Array
+    covs: jax.Array
+
+    def __init__(self, weights, means, covs):
+        weights = check_array(weights, "weights", ndim=1)
+        means = check_array(means, "means", ndim=2)
+        covs = check_array(covs, "covs", ndim=3)
+        k, d = means.shape
+        if weights.shape != (k,):
+            raise ValueError(f"weights must have shape [K]={(k,)}, got {weights.shape}")
+        if covs.shape != (k, d, d):
+            raise ValueError(f"covs must have shape [K, d, d]={(k, d, d)}, got {covs.shape}")
+        if is_concrete(weights):
+            w = np.asarray(weights)
+            if np.any(w < 0) or w.sum() <= 0:
+                raise ValueError("weights must be non-negative with a positive sum")
+        if is_concrete(covs):
+            c = np.asarray(covs, np.float64)
+            if not np.allclose(c, np.swapaxes(c, 1, 2), atol=1e-6 * max(1.0, np.abs(c).max())):
+                raise ValueError("covs must be symmetric")
+            if np.any(np.linalg.eigvalsh(c) <= 0):
+                raise ValueError("covs must be positive definite")
+        self.weights = weights / jnp.sum(weights)
+        self.means = means
+        self.covs = covs
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """n samples [n, d]."""
+        k1, k2 = jax.random.split(key)
+        comp = jax.random.choice(k1, self.weights.shape[0], (n,), p=self.weights)
+        chol = jnp.linalg.cholesky(self.covs)
+        z = jax.random.normal(k2, (n, self.dim), self.means.dtype)
+        return self.means[comp] + jnp.einsum("nij,nj->ni", chol[comp], z)
+
+    # ---- marginal of the linear path at time t ----
+    def _marginal(self, t):
+        eye = jnp.eye(self.dim, dtype=self.means.dtype)
+        m = t * self.means
+        c = (1.0 - t) ** 2 * eye + t**2 * self.covs
+        return m, c
+
+    def _posterior(self, t, x):
+        """Posterior weights w_k(x) [K], C_k⁻¹(x − m_k) [K, d] and log p_t(x) at one point x [d]."""
+        m, c = self._marginal(t)
+        chol = jnp.linalg.cholesky(c)
+        diff = x[None, :] - m
+        prec_diff = jax.vmap(lambda L, r: jax.scipy.linalg.cho_solve((L, True), r))(chol, diff)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        quad = jnp.sum(diff * prec_diff, axis=1)
+        logn = -0.5 * (quad + logdet + self.dim * jnp.log(2.0 * jnp.pi))
+        logits = jnp.log(self.weights) + logn
+        logp = jax.scipy.special.logsumexp(logits)
+        return jnp.exp(logits - logp), prec_diff, logp
+
+    def _pointwise(self, fn, t, x):
+        x = jnp.asarray(x)
+        t = check_time(jnp.asarray(t, x.dtype))
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x must have last dimension {self.dim}, got shape {x.shape}")
+        if x.ndim == 1:
+            return fn(t, x)
+        if x.ndim != 2:
+            raise ValueError(f"x must be [d] or [n, d], got shape {x.shape}")
+        tt = jnp.broadcast_to(t, x.shape[:1])
+        return jax.vmap(fn)(tt, x)
+
+    def log_prob(self, x: jax.Array, t: float | jax.Array = 1.0) -> jax.Array:
+        """log p_t(x) of the path marginal (t = 1: the mixture itself). x [d] or [n, d]."""
+        return self._pointwise(lambda tt, xx: self._posterior(tt, xx)[2], t, x)
+
+    def score(self, t, x) -> jax.Array:
+        """∇ log p_t(x), x [d] or [n, d]."""
+        return self._pointwise(lambda tt, xx: -jnp.einsum("k,kd->d", *self._posterior(tt, xx)[:2]), t, x)
+
+    def velocity(self, t, x) -> jax.Array:
+        """Marginal velocity E[x1 − x0 | x_t = x], x [d] or [n, d]."""
+
+        def one(tt, xx):
+            w, prec_diff, _ = self._posterior(tt, xx)
+            eye = jnp.eye(self.dim, dtype=xx.dtype)
+            a = tt * self.covs - (1.0 - tt) * eye
+            per = self.means + jnp.einsum("kij,kj->ki", a, prec_diff)
+            return jnp.einsum("k,kd->d", w, per)
+
+        return self._pointwise(one, t, x)

@@ -1,0 +1,21 @@
+"""Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
+
+from jaxflow.losses.cfm import cfm_loss
+from jaxflow.losses.time_samplers import (
+    TIME_SAMPLERS,
+    LogitNormalTime,
+    TimeSampler,
+    TruncatedUniformTime,
+    UniformTime,
+    get_time_sampler,
+)
+
+__all__ = [
+    "LogitNormalTime",
+    "TIME_SAMPLERS",
+    "TimeSampler",
+    "TruncatedUniformTime",
+    "UniformTime",
+    "cfm_loss",
+    "get_time_sampler",
+]

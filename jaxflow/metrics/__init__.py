@@ -1,0 +1,18 @@
+"""Distances and path metrics. NFE comes with every sampler output (`SampleOutput.nfe`)."""
+
+from jaxflow.metrics.distances import MAX_EXACT_POINTS, energy_distance, mmd, sliced_wasserstein, wasserstein
+from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightness
+
+npe = normalized_path_energy
+
+__all__ = [
+    "MAX_EXACT_POINTS",
+    "energy_distance",
+    "mmd",
+    "normalized_path_energy",
+    "npe",
+    "path_energy",
+    "sliced_wasserstein",
+    "straightness",
+    "wasserstein",
+]

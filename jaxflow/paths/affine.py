@@ -1,0 +1,78 @@
+"""Affine probability paths x_t = α_t x1 + σ_t x0 and converters between parametrisations (PAPERS.md §1)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxflow._checks import broadcast_time, check_choice
+from jaxflow.paths.base import PathSample, ProbabilityPath, validate_path_inputs
+from jaxflow.paths.schedulers import CondOTScheduler, Scheduler, VPTrigScheduler
+
+PARAMETRISATIONS = ("velocity", "score", "epsilon", "x1")
+
+
+class AffinePath(ProbabilityPath):
+    """x_t = α_t x1 + σ_t x0 with target u_t = α̇_t x1 + σ̇_t x0.
+
+    `convert` moves a model output between the velocity, score (∇ log p_t), ε- (x0-) and x1-prediction
+    parametrisations. The score conversions assume a standard Gaussian source, x0 ~ N(0, I).
+    """
+
+    scheduler: Scheduler = CondOTScheduler()
+
+    def sample(self, key, x0, x1, t) -> PathSample:
+        del key  # deterministic given the endpoints
+        x0, x1, t = validate_path_inputs(x0, x1, t)
+        t = jnp.broadcast_to(jnp.asarray(t, x0.dtype), x0.shape[:1])
+        tb = broadcast_time(t, x0)
+        s = self.scheduler
+        xt = s.alpha(tb) * x1 + s.sigma(tb) * x0
+        ut = s.d_alpha(tb) * x1 + s.d_sigma(tb) * x0
+        return PathSample(t=t, x0=x0, x1=x1, xt=xt, ut=ut, z=None)
+
+    # ---- parametrisation converters (ε is the hub) ----
+    def _to_epsilon(self, kind, pred, t, x):
+        s = self.scheduler
+        a, sg, da, ds = s.alpha(t), s.sigma(t), s.d_alpha(t), s.d_sigma(t)
+        if kind == "epsilon":
+            return pred
+        if kind == "score":  # E[x0 | x_t] = −σ s
+            return -sg * pred
+        if kind == "x1":
+            return (x - a * pred) / sg
+        # velocity: v = (α̇/α) x + (σ̇ − α̇σ/α) ε
+        return (pred - (da / a) * x) / (ds - da * sg / a)
+
+    def _from_epsilon(self, kind, eps, t, x):
+        s = self.scheduler
+        a, sg, da, ds = s.alpha(t), s.sigma(t), s.d_alpha(t), s.d_sigma(t)
+        if kind == "epsilon":
+            return eps
+        if kind == "score":
+            return -eps / sg
+        if kind == "x1":
+            return (x - sg * eps) / a
+        return da * (x - sg * eps) / a + ds * eps
+
+    def convert(self, pred: jax.Array, t: jax.Array, x: jax.Array, *, source: str, target: str) -> jax.Array:
+        """Convert a prediction `pred` at (t, x) from parametrisation `source` to `target`.
+
+        pred, x: [B, ...]; t: [] or [B]. Conversions divide by α_t and σ_t, so they are singular where those vanish
+        (e.g. t = 0 for α = t): evaluate them in the open interval.
+        """
+        check_choice(source, "source parametrisation", PARAMETRISATIONS)
+        check_choice(target, "target parametrisation", PARAMETRISATIONS)
+        tb = broadcast_time(t, x)
+        if source == target:
+            return pred
+        return self._from_epsilon(target, self._to_epsilon(source, pred, tb, x), tb, x)
+
+
+def cond_ot_path() -> AffinePath:
+    """The rectified / Cond-OT path x_t = t x1 + (1 − t) x0."""
+    return AffinePath(CondOTScheduler())
+
+
+def vp_trig_path() -> AffinePath:
+    return AffinePath(VPTrigScheduler())

@@ -1,0 +1,35 @@
+"""TrainState, the step factory, data-parallel sharding, EMA, checkpoints and the training loop."""
+
+from jaxflow.train.loop import MetricsLog, checkpoint_manager, fit, plot_loss_curve, restore_latest
+from jaxflow.train.sharding import (
+    DATA_AXIS,
+    batch_sharding,
+    check_divisible,
+    data_mesh,
+    initialize_distributed,
+    replicated,
+    shard_batch,
+)
+from jaxflow.train.state import Ema, EmaState, TrainState, ema
+from jaxflow.train.step import NonFiniteLossError, make_train_step
+
+__all__ = [
+    "DATA_AXIS",
+    "Ema",
+    "EmaState",
+    "MetricsLog",
+    "NonFiniteLossError",
+    "TrainState",
+    "batch_sharding",
+    "check_divisible",
+    "checkpoint_manager",
+    "data_mesh",
+    "ema",
+    "fit",
+    "initialize_distributed",
+    "make_train_step",
+    "plot_loss_curve",
+    "replicated",
+    "restore_latest",
+    "shard_batch",
+]

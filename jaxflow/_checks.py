@@ -19,9 +19,7 @@ def is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def check_array(
-    x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True
-) -> jax.Array:
+def check_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True) -> jax.Array:
     """Return `x` as an array after checking its rank, floating dtype and (when concrete) finiteness."""
     if x is None:
         raise ValueError(f"{name} must be an array, got None")
@@ -40,9 +38,7 @@ def check_array(
 
 def check_same_batch(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"{name_a} and {name_b} must have the same batch size, got {a.shape[0]} and {b.shape[0]}")
 
 
 def check_same_shape(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:

@@ -26,9 +26,7 @@ class Coupling(eqx.Module):
     """Abstract coupling of a source batch x0 with a data batch x1. Never sees the model."""
 
     @abc.abstractmethod
-    def __call__(
-        self, key: jax.Array, x0: jax.Array, x1: jax.Array, labels: jax.Array | None = None
-    ) -> Pairing: ...
+    def __call__(self, key: jax.Array, x0: jax.Array, x1: jax.Array, labels: jax.Array | None = None) -> Pairing: ...
 
 
 def validate_coupling_inputs(x0, x1, labels):

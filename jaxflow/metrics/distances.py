@@ -26,9 +26,7 @@ def wasserstein(x, y, p: float = 2.0) -> float:
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     if max(len(x), len(y)) > MAX_EXACT_POINTS:
-        raise ValueError(
-            f"exact wasserstein supports at most {MAX_EXACT_POINTS} points, got {len(x)} and {len(y)}"
-        )
+        raise ValueError(f"exact wasserstein supports at most {MAX_EXACT_POINTS} points, got {len(x)} and {len(y)}")
     if p < 1:
         raise ValueError(f"p must be >= 1, got {p}")
     cost = pot.dist(x, y, metric="euclidean") ** p

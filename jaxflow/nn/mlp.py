@@ -58,9 +58,7 @@ class MLPVelocity(nn.Module):
         elif self.time_embedding == "identity":
             temb = t[:, None].astype(x.dtype)
         else:
-            raise ValueError(
-                f"unknown time_embedding {self.time_embedding!r}; choose 'sinusoidal' or 'identity'"
-            )
+            raise ValueError(f"unknown time_embedding {self.time_embedding!r}; choose 'sinusoidal' or 'identity'")
         feats = [x, temb.astype(x.dtype)]
         if cond is not None:
             if self.num_classes is not None:

@@ -55,6 +55,4 @@ def exact_plan(cost: jax.Array, a: jax.Array | None = None, b: jax.Array | None 
     def host(c, a_, b_):
         return emd_plan_numpy(c, a_, b_).astype(np.asarray(c).dtype)
 
-    return jax.pure_callback(
-        host, jax.ShapeDtypeStruct((n, m), cost.dtype), cost, a, b, vmap_method="sequential"
-    )
+    return jax.pure_callback(host, jax.ShapeDtypeStruct((n, m), cost.dtype), cost, a, b, vmap_method="sequential")

@@ -21,9 +21,7 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when a training step produced a non-finite loss or gradient."""
 
     def __init__(self, step: int, value: float):
-        super().__init__(
-            f"non-finite loss {value} at step {step}; training stopped, the state is the last good one"
-        )
+        super().__init__(f"non-finite loss {value} at step {step}; training stopped, the state is the last good one")
         self.step = step
         self.value = value
 

@@ -1,0 +1,1 @@
+"""Studies: `python -m experiments.<study>`; each writes results/<study>/ (metrics.json, table.md, figures)."""

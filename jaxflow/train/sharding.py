@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import jax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
 
@@ -11,7 +11,8 @@ DATA_AXIS = "data"
 def data_mesh(devices=None) -> Mesh:
     """A 1-D mesh over every device (all hosts' devices after `jax.distributed.initialize()`), axis 'data'."""
     devices = jax.devices() if devices is None else devices
-    return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+    # Auto axes: the compiler propagates shardings from the constraints we place (GSPMD style).
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices, axis_types=(AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

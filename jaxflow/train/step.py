@@ -34,12 +34,14 @@ def make_train_step(
     ema_decay: float = 0.999,
     mesh=None,
     sweep: bool = False,
+    donate: bool = False,
 ) -> Callable:
     """Return `run(state, batches, steps) -> (state, metrics)`, jitted with `steps` static.
 
     metrics: {'loss': [steps], 'finite': [steps], ...aux} (with a leading sweep axis when `sweep`).
     mesh: shard the batch over the mesh's 'data' axis (state stays replicated).
     sweep: vmap over a stacked TrainState (seeds or hyper-parameters trained in one compiled program).
+    donate: donate the input state's buffers (saves memory on accelerators; the passed state is then unusable).
     """
     ema_update = ema(ema_decay).update
 
@@ -68,7 +70,7 @@ def make_train_step(
         def run(state, batches, steps):
             return jax.vmap(lambda s: run_one(s, batches, steps))(state)
 
-    return jax.jit(run, static_argnums=2, donate_argnums=0)
+    return jax.jit(run, static_argnums=2, donate_argnums=0 if donate else ())
 
 
 def first_non_finite(metrics, start_step: int):

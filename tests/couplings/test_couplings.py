@@ -1,0 +1,147 @@
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxflow.couplings import (
+    ConditionalOTCoupling,
+    ExactOTCoupling,
+    GibbsWeightedCoupling,
+    IndependentCoupling,
+    SinkhornCoupling,
+    greedy_permutation,
+    schrodinger_bridge_coupling,
+)
+from jaxflow.ot import exact_assignment, solve_sinkhorn, sqeuclidean_cost
+
+
+def _xs(key, n=64, d=2):
+    k0, k1 = jax.random.split(key)
+    return jax.random.normal(k0, (n, d)), 3.0 + 2.0 * jax.random.normal(k1, (n, d))
+
+
+def _brute_force_assignment(cost):
+    n = cost.shape[0]
+    return min(itertools.permutations(range(n)), key=lambda p: sum(cost[i, p[i]] for i in range(n)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_assignment_against_brute_force(seed):
+    x0, x1 = _xs(jax.random.key(seed), n=6)
+    cost = np.asarray(sqeuclidean_cost(x0, x1), np.float64)
+    perm = np.asarray(exact_assignment(jnp.asarray(cost)))
+    best = _brute_force_assignment(cost)
+    np.testing.assert_allclose(cost[np.arange(6), perm].sum(), cost[np.arange(6), best].sum(), rtol=1e-6)
+
+
+def test_exact_assignment_under_vmap_and_jit(key):
+    x0, x1 = jax.vmap(lambda k: _xs(k, n=6))(jax.random.split(key, 3))
+    costs = jax.vmap(sqeuclidean_cost)(x0, x1)
+    perms = jax.jit(jax.vmap(exact_assignment))(costs)
+    for c, p in zip(np.asarray(costs, np.float64), np.asarray(perms)):
+        best = _brute_force_assignment(c)
+        assert np.isclose(c[np.arange(6), p].sum(), c[np.arange(6), best].sum(), rtol=1e-6)
+
+
+def _rows(a):
+    return sorted(map(tuple, np.round(np.asarray(a), 5)))
+
+
+@pytest.mark.parametrize("coupling", [ExactOTCoupling(mode="permutation"), SinkhornCoupling(mode="permutation")])
+def test_permutation_mode_keeps_both_marginals(coupling, key):
+    x0, x1 = _xs(key)
+    p = coupling(key, x0, x1)
+    assert _rows(p.x0) == _rows(x0) and _rows(p.x1) == _rows(x1)
+
+
+def test_exact_permutation_lowers_cost_to_optimum(key):
+    x0, x1 = _xs(key)
+    ind = IndependentCoupling()(key, x0, x1)
+    ot = ExactOTCoupling(mode="permutation")(key, x0, x1)
+    perm = np.asarray(exact_assignment(sqeuclidean_cost(x0, x1)))
+    opt = float(jnp.sum((x0 - x1[perm]) ** 2))
+    np.testing.assert_allclose(float(jnp.sum((ot.x0 - ot.x1) ** 2)), opt, rtol=1e-5)
+    assert opt < float(jnp.sum((ind.x0 - ind.x1) ** 2))
+
+
+def test_resampled_pairs_follow_the_plan(key):
+    """Resampled pairs from the exact plan are all optimal pairs (i, σ(i)), with i uniform."""
+    x0, x1 = _xs(key, n=32)
+    perm = np.asarray(exact_assignment(sqeuclidean_cost(x0, x1)))
+    optimal = {(tuple(np.round(np.asarray(x0[i]), 5)), tuple(np.round(np.asarray(x1[perm[i]]), 5))) for i in range(32)}
+    p = ExactOTCoupling(mode="resample")(key, x0, x1)
+    got = {(tuple(np.round(np.asarray(a), 5)), tuple(np.round(np.asarray(b), 5))) for a, b in zip(p.x0, p.x1)}
+    assert got <= optimal
+
+
+def test_sinkhorn_plan_marginals_and_limit(key):
+    x0, x1 = _xs(key, n=48)
+    cost = sqeuclidean_cost(x0, x1)
+    out = solve_sinkhorn(cost, 0.01 * float(cost.mean()))
+    np.testing.assert_allclose(out.matrix.sum(0), 1 / 48, atol=2e-4)
+    np.testing.assert_allclose(out.matrix.sum(1), 1 / 48, atol=2e-4)
+    # small ε: the entropic plan's cost approaches the exact optimum
+    perm = np.asarray(exact_assignment(cost))
+    exact = float(cost[jnp.arange(48), perm].mean())
+    assert float(jnp.sum(out.matrix * cost)) == pytest.approx(exact, rel=0.05)
+    # the greedy rounding of a near-permutation plan recovers a near-optimal permutation
+    g = greedy_permutation(out.matrix)
+    assert sorted(np.asarray(g).tolist()) == list(range(48))
+    assert float(cost[jnp.arange(48), g].mean()) == pytest.approx(exact, rel=0.05)
+
+
+def test_greedy_permutation_exact_on_permutation_matrix(key):
+    perm = jax.random.permutation(key, 20)
+    plan = jnp.eye(20)[perm] / 20
+    np.testing.assert_array_equal(greedy_permutation(plan), perm)
+
+
+def test_schrodinger_bridge_epsilon():
+    c = schrodinger_bridge_coupling(0.3)
+    assert c.epsilon == pytest.approx(2 * 0.09) and not c.relative
+
+
+@pytest.mark.parametrize("base", [ExactOTCoupling(), SinkhornCoupling(mode="permutation")])
+def test_conditional_ot_respects_labels(base, key):
+    x0, x1 = _xs(key, n=40)
+    labels = jnp.arange(40) % 4
+    # make x0 carry its label's location so a label-blind OT would mix labels
+    p = ConditionalOTCoupling(base)(key, x0, x1, labels)
+    # each pair must come from the same label block: x0 index label == x1 index label
+    idx0 = [int(np.argmin(np.abs(np.asarray(x0) - np.asarray(a)).sum(1))) for a in p.x0]
+    idx1 = [int(np.argmin(np.abs(np.asarray(x1) - np.asarray(b)).sum(1))) for b in p.x1]
+    assert all(labels[i] == labels[j] for i, j in zip(idx0, idx1))
+    np.testing.assert_array_equal(p.labels, labels[np.array(idx1)])
+
+
+def test_gibbs_weights(key):
+    x0, x1 = _xs(key)
+    w = GibbsWeightedCoupling(epsilon=1.0)(key, x0, x1).weights
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-5)
+    c = jnp.sum((x0 - x1) ** 2, 1)
+    # lower cost, higher weight
+    assert float(jnp.corrcoef(c, w)[0, 1]) < 0
+    raw = GibbsWeightedCoupling(epsilon=2.0, relative=False, normalize=False)(key, x0, x1).weights
+    np.testing.assert_allclose(raw, jnp.exp(-c / 2.0), rtol=1e-5)
+    big = GibbsWeightedCoupling(epsilon=1e9)(key, x0, x1).weights  # ε → ∞: I-CFM
+    np.testing.assert_allclose(big, 1.0, rtol=1e-5)
+
+
+def test_bad_inputs(key):
+    x0, x1 = _xs(key)
+    with pytest.raises(ValueError, match="same batch size"):
+        ExactOTCoupling()(key, x0, x1[:10])
+    with pytest.raises(ValueError, match="non-finite"):
+        SinkhornCoupling()(key, x0.at[3].set(jnp.inf), x1)
+    with pytest.raises(ValueError, match="epsilon"):
+        SinkhornCoupling(epsilon=0.0)
+    with pytest.raises(ValueError, match="epsilon"):
+        GibbsWeightedCoupling(epsilon=-1.0)
+    with pytest.raises(ValueError, match="unknown mode"):
+        ExactOTCoupling(mode="hungarian")
+    with pytest.raises(ValueError, match="needs labels"):
+        ConditionalOTCoupling()(key, x0, x1)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        ConditionalOTCoupling()(key, x0, x1, jnp.zeros(3))

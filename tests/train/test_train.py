@@ -1,0 +1,143 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxflow as jf
+from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
+from jaxflow.train import NonFiniteLossError, TrainState, checkpoint_manager, ema, fit, make_train_step, restore_latest
+
+HERE = Path(__file__).parent
+
+
+def _setup(data_fn=None, loss=None):
+    mod = MLPVelocity(out_dim=2, hidden=(16, 16))
+    loss = loss or jf.losses.cfm_loss(velocity_fn(mod))
+    opt = optax.adam(1e-3)
+
+    def default_data(k):
+        k0, k1 = jax.random.split(k)
+        return {"x0": jax.random.normal(k0, (32, 2)), "x1": 2.0 + jax.random.normal(k1, (32, 2))}
+
+    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    return state, opt, loss, data_fn or default_data
+
+
+def test_step_is_traced_once():
+    state, opt, loss, data = _setup()
+    counted = chex.assert_max_traces(loss, n=1)
+    step = make_train_step(counted, opt, data_fn=data)
+    for _ in range(3):
+        state, m = step(state, None, 5)
+    assert int(state.step) == 15 and m["loss"].shape == (5,)
+
+
+def test_ema_pair_matches_recursion():
+    e = ema(0.9)
+    s = e.init({"w": jnp.array(0.0)})
+    for v in (1.0, 2.0, 3.0):
+        s = e.update({"w": jnp.array(v)}, s)
+    expected = 0.0
+    for v in (1.0, 2.0, 3.0):
+        expected = 0.9 * expected + 0.1 * v
+    assert float(s.params["w"]) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="decay"):
+        ema(1.0)
+
+
+def test_sweep_equals_separate_runs():
+    state, opt, loss, data = _setup()
+    states = jax.tree.map(lambda a: jnp.stack([a, a]), state)
+    states = states.replace(key=jnp.stack([state.key, jax.random.key_data(jax.random.key(5))]))
+    swept, _ = make_train_step(loss, opt, data_fn=data, sweep=True)(states, None, 20)
+    single, _ = make_train_step(loss, opt, data_fn=data)(state.replace(key=states.key[1]), None, 20)
+    for a, b in zip(jax.tree.leaves(swept.params), jax.tree.leaves(single.params)):
+        np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    state, opt, loss, data = _setup()
+    step = make_train_step(loss, opt, data_fn=data)
+    full, _ = fit(state, step, 120, steps_per_call=20, progress=False)
+    ck, logs = tmp_path / "ck", tmp_path / "logs"
+    # the "killed" run stopped after 60 steps, with checkpoints every 40 (the last at 40)
+    fit(state, step, 60, steps_per_call=20, checkpoint_dir=ck, checkpoint_every=40, log_dir=logs, progress=False)
+    mngr = checkpoint_manager(ck)
+    assert mngr.latest_step() == 60  # a final checkpoint is written at the end of every fit
+    mngr.close()
+    resumed, records = fit(
+        state, step, 120, steps_per_call=20, checkpoint_dir=ck, checkpoint_every=40, log_dir=logs, progress=False
+    )
+    assert int(resumed.step) == 120
+    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps)) == list(range(20, 121, 20))
+    assert (logs / "loss.png").exists()
+
+
+def test_non_finite_loss_stops_at_the_named_step(tmp_path):
+    state, opt, _, _ = _setup()
+    mod = MLPVelocity(out_dim=2, hidden=(16, 16))
+    base = jf.losses.cfm_loss(velocity_fn(mod))
+
+    def loss(params, batch, key):
+        value, aux = base(params, batch, key)
+        return jnp.where(batch["bad"], jnp.nan, value), aux
+
+    def batches_fn(step, n):
+        idx = np.arange(step, step + n)
+        k = jax.random.key(step)
+        return {
+            "x0": jax.random.normal(k, (n, 16, 2)),
+            "x1": 1 + jax.random.normal(jax.random.fold_in(k, 1), (n, 16, 2)),
+            "bad": jnp.asarray(idx >= 37),
+        }
+
+    step = make_train_step(loss, opt)
+    with pytest.raises(NonFiniteLossError, match="step 37") as info:
+        fit(
+            state,
+            step,
+            100,
+            steps_per_call=10,
+            batches_fn=batches_fn,
+            checkpoint_dir=tmp_path / "ck",
+            checkpoint_every=10,
+            progress=False,
+        )
+    assert info.value.step == 37
+    mngr = checkpoint_manager(tmp_path / "ck")
+    assert mngr.latest_step() == 30
+    restored = restore_latest(mngr, state)
+    mngr.close()
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(restored.params))
+
+
+def _run(devices: int, mesh: bool, steps: int = 30) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, str(HERE / "_toy_run.py"), str(steps), "mesh" if mesh else "single"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_same_loss_curve_on_one_and_four_devices():
+    one = _run(1, mesh=False)
+    four = _run(4, mesh=True)
+    assert four["devices"] == 4
+    np.testing.assert_allclose(one["losses"], four["losses"], rtol=2e-4, atol=1e-6)
+    assert one["psum"] == pytest.approx(four["psum"], rel=1e-4)

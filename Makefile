@@ -30,10 +30,10 @@ test: $(STAMP)  ## fast suite (CI)
 test-all: $(STAMP)  ## everything, slow checks included
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-bench: $(BENCH_STAMP)  ## full benchmarks, regenerates BENCHMARKS.md
+bench: $(STAMP)  ## benchmarks, regenerates BENCHMARKS.md (reference-library rows: see issue 4)
 	$(PY) -m benchmarks.run
 
-bench-quick: $(BENCH_STAMP)
+bench-quick: $(STAMP)
 	$(PY) -m benchmarks.run --quick
 
 lint: $(STAMP)

@@ -9,7 +9,8 @@ Run `python -m experiments.toy2d` (full protocol) or `python -m experiments.toy2
   OT-CFM Sinkhorn (ε = 0.05·mean C); SB-CFM (Brownian bridge σ, entropic plan ε = 2σ²); W-CFM (Gibbs weights,
   ε = 0.5·mean c, self-normalised).
 - evaluation per seed: `eval_samples` fresh source points integrated by Dopri5 (rtol = atol = 1e-4), 101 saved times.
-  W2: exact, against `eval_samples` fresh target points. NFE: the adaptive solver's. NPE = |PE − W2²(p0, p1)| / W2²(p0, p1)
+  W2: exact, against `eval_samples` fresh target points. NFE: the adaptive solver's.
+  NPE = |PE − W2²(p0, p1)| / W2²(p0, p1)
   with PE = E∫‖v‖² dt on the trajectories and W2(p0, p1) exact between fresh source and target samples.
 """
 

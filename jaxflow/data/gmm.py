@@ -3,7 +3,8 @@
 For x0 ~ N(0, I) and x_t = (1 − t) x0 + t x1 with x1 ~ Σ_k π_k N(μ_k, Σ_k), the marginal at time t is the mixture
 Σ_k π_k N(m_k, C_k) with m_k = t μ_k, C_k = (1 − t)² I + t² Σ_k, and
 
-    v(t, x) = Σ_k w_k(x) [ μ_k + (t Σ_k − (1 − t) I) C_k⁻¹ (x − t μ_k) ],   ∇ log p_t(x) = −Σ_k w_k(x) C_k⁻¹ (x − t μ_k),
+    v(t, x) = Σ_k w_k(x) [ μ_k + (t Σ_k − (1 − t) I) C_k⁻¹ (x − t μ_k) ],
+    ∇ log p_t(x) = −Σ_k w_k(x) C_k⁻¹ (x − t μ_k),
 
 with posterior weights w_k(x) ∝ π_k N(x; m_k, C_k).
 """

@@ -23,16 +23,17 @@ class MetricsLog:
 
     def __init__(self, path: str | os.PathLike | None, resume_step: int = 0):
         self.path = None if path is None else Path(path)
+        self.records: list[dict] = []
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
         if self.path.exists() and resume_step > 0:
-            kept = [r for r in self.read() if r.get("step", 0) <= resume_step]
+            self.records = [r for r in self._read_file() if r.get("step", 0) <= resume_step]
         with open(self.path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
+            f.writelines(json.dumps(r) + "\n" for r in self.records)
 
     def write(self, record: dict) -> None:
+        self.records.append(record)
         if self.path is None:
             return
         with open(self.path, "a") as f:
@@ -40,8 +41,10 @@ class MetricsLog:
             f.flush()
 
     def read(self) -> list[dict]:
-        if self.path is None or not self.path.exists():
-            return []
+        """Every record of this run, the resumed part included."""
+        return list(self.records)
+
+    def _read_file(self) -> list[dict]:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
 

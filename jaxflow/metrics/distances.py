@@ -11,6 +11,7 @@ import ot as pot
 
 from jaxflow._checks import check_array
 from jaxflow.ot.exact import _NUM_ITER_MAX
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 from jaxflow.ot.sliced import sliced_wasserstein
 
 MAX_EXACT_POINTS = 5_000
@@ -36,10 +37,6 @@ def wasserstein(x, y, p: float = 2.0) -> float:
     return float(max(value, 0.0) ** (1.0 / p))
 
 
-def _sqdist(x, y):
-    return jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(y * y, 1)[None, :] - 2 * x @ y.T, 0.0)
-
-
 def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0), unbiased: bool = True) -> jax.Array:
     """Squared MMD with a sum of RBF kernels exp(−‖a − b‖² / (2h²)) over `bandwidths` h. x [n, d], y [m, d]."""
     x = check_array(x, "x", ndim=2)
@@ -49,7 +46,7 @@ def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0), unbiased:
     n, m = x.shape[0], y.shape[0]
 
     def k(a, b):
-        d2 = _sqdist(a, b)
+        d2 = sqeuclidean_cost(a, b)
         return sum(jnp.exp(-d2 / (2.0 * h**2)) for h in bandwidths)
 
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
@@ -67,7 +64,7 @@ def energy_distance(x, y) -> jax.Array:
     y = check_array(y, "y", ndim=2)
 
     def mean_dist(a, b):
-        return jnp.mean(jnp.sqrt(_sqdist(a, b) + 1e-30))
+        return jnp.mean(jnp.sqrt(sqeuclidean_cost(a, b) + 1e-30))
 
     return 2.0 * mean_dist(x, y) - mean_dist(x, x) - mean_dist(y, y)
 

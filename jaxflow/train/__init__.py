@@ -1,5 +1,7 @@
 """TrainState, the step factory, data-parallel sharding, EMA, checkpoints and the training loop."""
 
+from jaxflow.train.data import ArraySource, IteratorSource, Prefetch
+from jaxflow.train.evaluate import make_evaluator
 from jaxflow.train.loop import MetricsLog, checkpoint_manager, fit, plot_loss_curve, restore_latest
 from jaxflow.train.sharding import (
     DATA_AXIS,
@@ -14,6 +16,10 @@ from jaxflow.train.state import Ema, EmaState, TrainState, ema
 from jaxflow.train.step import NonFiniteLossError, make_train_step
 
 __all__ = [
+    "ArraySource",
+    "IteratorSource",
+    "Prefetch",
+    "make_evaluator",
     "DATA_AXIS",
     "Ema",
     "EmaState",

@@ -13,6 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
+from jaxflow.train.data import Prefetch
 from jaxflow.train.state import TrainState
 from jaxflow.train.step import NonFiniteLossError, first_non_finite
 
@@ -109,6 +110,8 @@ def fit(
         restored = restore_latest(manager, state)
         state = restored if restored is not None else state
     start = int(np.max(jax.device_get(state.step)))
+    if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
+        batches_fn.total = num_steps
     log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
     bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     step = start

@@ -1,6 +1,8 @@
-"""Train a small model with the library loop; used by the tests in subprocesses (device count set by XLA_FLAGS).
+"""Train a small model with the library step; used by the tests in subprocesses (device count set by XLA_FLAGS).
 
-Prints the JSON list of per-step losses and the sum of the final parameters.
+`python _toy_run.py STEPS mesh|nomesh [PROCESS_ID NUM_PROCESSES PORT]`: with the last three, the process joins a
+multi-process run through `jax.distributed` on localhost. Prints the JSON list of per-step losses and the sum of the
+final parameters (from this process's replica).
 """
 
 import json
@@ -30,9 +32,30 @@ def main(steps: int, use_mesh: bool):
         state = jax.device_put(state, replicated(mesh))
     step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh)
     state, metrics = step(state, None, steps)
-    total = float(sum(jnp.sum(p) for p in jax.tree.leaves(state.params)))
-    print(json.dumps({"devices": jax.device_count(), "losses": [float(v) for v in metrics["loss"]], "psum": total}))
+    local = jax.tree.map(lambda a: a.addressable_shards[0].data, (state.params, metrics["loss"]))
+    params, losses = local
+    total = float(sum(jnp.sum(p) for p in jax.tree.leaves(params)))
+    target = jf.data.sample("moons", jax.random.key(7), 512)
+    evaluator = jf.train.make_evaluator(
+        velocity_fn(mod),
+        jf.data.get_sampler("gaussian"),
+        target,
+        num_samples=512,
+        key=jax.random.key(8),
+        mesh=mesh,
+        use_ema=False,
+        metrics=("w2", "energy"),
+    )
+    ev = evaluator(state)
+    out = {"devices": jax.device_count(), "processes": jax.process_count(), "losses": [float(v) for v in losses]}
+    print(json.dumps({**out, "psum": total, "eval": ev}), flush=True)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 3:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        pid, nproc, port = (int(a) for a in sys.argv[3:6])
+        jf.train.initialize_distributed(
+            coordinator_address=f"localhost:{port}", num_processes=nproc, process_id=pid, initialization_timeout=120
+        )
     main(int(sys.argv[1]), sys.argv[2] == "mesh")

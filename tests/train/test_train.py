@@ -141,3 +141,74 @@ def test_same_loss_curve_on_one_and_four_devices():
     assert four["devices"] == 4
     np.testing.assert_allclose(one["losses"], four["losses"], rtol=2e-4, atol=1e-6)
     assert one["psum"] == pytest.approx(four["psum"], rel=1e-4)
+    # sharded evaluation draws the same samples as one device
+    assert one["eval"]["nfe"] == four["eval"]["nfe"]
+    assert one["eval"]["w2"] == pytest.approx(four["eval"]["w2"], rel=1e-4)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one_process_with_four_devices():
+    """jax.distributed on localhost: 2 processes x 2 CPU devices against 1 process x 4 devices."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    port = str(_free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "_toy_run.py"), "30", "mesh", str(i), "2", port],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr[-2000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    single = _run(4, mesh=True)
+    for out in outs:
+        assert out["processes"] == 2 and out["devices"] == 4
+        np.testing.assert_allclose(out["losses"], single["losses"], rtol=2e-4, atol=1e-6)
+        assert out["psum"] == pytest.approx(single["psum"], rel=1e-4)
+        assert out["eval"]["w2"] == pytest.approx(single["eval"]["w2"], rel=1e-4)
+
+
+def test_sigkill_then_restart_equals_uninterrupted_run(tmp_path):
+    import signal
+    import time
+
+    sys.path.insert(0, str(HERE))
+    from _fit_run import build
+
+    state, step = build()
+    full, _ = fit(state, step, 200, steps_per_call=10, progress=False)
+
+    script = [sys.executable, str(HERE / "_fit_run.py"), str(tmp_path)]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen(script + ["200", "0.15"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = tmp_path / "ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        done = [int(p.name) for p in ckpt.glob("*") if p.name.isdigit()] if ckpt.exists() else []
+        if done and max(done) >= 60:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "final.npz").exists()
+    subprocess.run(script + ["200", "0"], env=env, check=True, capture_output=True, timeout=300)
+    final = np.load(tmp_path / "final.npz")
+    for i, leaf in enumerate(jax.tree.leaves(full.params)):
+        np.testing.assert_allclose(final[f"arr_{i}"], leaf, rtol=1e-6, atol=1e-7)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(10, 201, 10))

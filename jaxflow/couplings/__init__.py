@@ -1,6 +1,6 @@
 """How x0 and x1 are paired: independent, minibatch OT (exact / entropic), Schrödinger bridge, conditional, W-CFM."""
 
-from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing
+from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing, pair_in_data
 from jaxflow.couplings.ot import (
     MODES,
     ConditionalOTCoupling,
@@ -25,6 +25,7 @@ __all__ = [
     "effective_sample_size",
     "greedy_permutation",
     "label_blocked_cost",
+    "pair_in_data",
     "sample_from_plan",
     "schrodinger_bridge_coupling",
 ]

@@ -50,3 +50,23 @@ class IndependentCoupling(Coupling):
     def __call__(self, key, x0, x1, labels=None) -> Pairing:
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
         return Pairing(x0, x1, jnp.ones(x0.shape[0], x0.dtype), labels)
+
+
+def pair_in_data(data_fn, coupling: Coupling):
+    """Move a coupling out of the loss into the data function: `key -> batch` with x0, x1 (and labels) already paired.
+
+    Use with `cfm_loss(..., coupling=IndependentCoupling())` and `make_train_step(..., draw_ahead=True)`: the chunk's
+    batches are then drawn and paired in one vmapped call, so a host solver (the exact coupling) sees all of them at
+    once and solves them on parallel threads. Couplings with weights (W-CFM) must stay in the loss.
+    """
+
+    def paired(key):
+        k_data, k_pair = jax.random.split(key)
+        batch = dict(data_fn(k_data))
+        pairing = coupling(k_pair, batch["x0"], batch["x1"], batch.get("labels"))
+        batch.update(x0=pairing.x0, x1=pairing.x1)
+        if pairing.labels is not None:
+            batch["labels"] = pairing.labels
+        return batch
+
+    return paired

@@ -7,6 +7,9 @@ permutation matrix divided by n (a vertex of the Birkhoff polytope), so `exact_a
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,14 +31,40 @@ def emd_plan_numpy(cost: np.ndarray, a: np.ndarray | None = None, b: np.ndarray 
     return plan
 
 
+_POOL: ThreadPoolExecutor | None = None
+_NUM_THREADS = max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Number of host threads that solve a batch of exact problems in parallel (POT releases the GIL)."""
+    global _POOL, _NUM_THREADS
+    if n < 1:
+        raise ValueError(f"num_threads must be >= 1, got {n}")
+    if _POOL is not None:
+        _POOL.shutdown()
+    _POOL, _NUM_THREADS = None, n
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_NUM_THREADS, thread_name_prefix="jaxflow-emd")
+    return _POOL
+
+
+def _assignment_one(cost: np.ndarray) -> np.ndarray:
+    return np.argmax(emd_plan_numpy(cost), axis=1).astype(np.int32)
+
+
 def _assignment_host(cost: np.ndarray) -> np.ndarray:
     cost = np.asarray(cost)
     lead = cost.shape[:-2]
     flat = cost.reshape((-1,) + cost.shape[-2:])
-    out = np.empty(flat.shape[:2], np.int32)
-    for k in range(flat.shape[0]):
-        out[k] = np.argmax(emd_plan_numpy(flat[k]), axis=1)
-    return out.reshape(lead + cost.shape[-2:-1])
+    if flat.shape[0] > 1 and _NUM_THREADS > 1:  # a batch of problems (vmap): solve them side by side
+        rows = list(_pool().map(_assignment_one, flat))
+    else:
+        rows = [_assignment_one(c) for c in flat]
+    return np.stack(rows).reshape(lead + cost.shape[-2:-1])
 
 
 def exact_assignment(cost: jax.Array) -> jax.Array:

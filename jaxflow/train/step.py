@@ -35,6 +35,7 @@ def make_train_step(
     mesh=None,
     sweep: bool = False,
     donate: bool = False,
+    draw_ahead: bool = False,
 ) -> Callable:
     """Return `run(state, batches, steps) -> (state, metrics)`, jitted with `steps` static.
 
@@ -42,13 +43,18 @@ def make_train_step(
     mesh: shard the batch over the mesh's 'data' axis (state stays replicated).
     sweep: vmap over a stacked TrainState (seeds or hyper-parameters trained in one compiled program).
     donate: donate the input state's buffers (saves memory on accelerators; the passed state is then unusable).
+    draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step. The
+      batches are the same (same per-step keys); what changes is the schedule: host work in `data_fn` (an exact OT
+      pairing through a callback, see `couplings.pair_in_data`) becomes one call for the chunk, solved in parallel.
     """
     ema_update = ema(ema_decay).update
 
-    def one_step(state: TrainState, batch):
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
-        k_data, k_loss = jax.random.split(key)
-        if data_fn is not None:
+    def step_keys(state: TrainState, step):
+        return jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), step))
+
+    def one_step(state: TrainState, batch, draw: bool):
+        k_data, k_loss = step_keys(state, state.step)
+        if draw:
             batch = data_fn(k_data)
         if mesh is not None:
             batch = shard_batch(batch, mesh)
@@ -62,7 +68,12 @@ def make_train_step(
         return new, {**aux, "loss": loss, "finite": finite}
 
     def run(state, batches, steps):
-        return jax.lax.scan(one_step, state, batches, length=steps)
+        draw = data_fn is not None
+        if draw and draw_ahead:
+            offsets = state.step + jnp.arange(steps)
+            batches = jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
+            draw = False
+        return jax.lax.scan(lambda s, b: one_step(s, b, draw), state, batches, length=steps)
 
     if sweep:
         run_one = run

@@ -40,6 +40,15 @@ def test_step_is_traced_once():
     assert int(state.step) == 15 and m["loss"].shape == (5,)
 
 
+def test_draw_ahead_gives_the_same_run():
+    state, opt, loss, data = _setup()
+    a, ma = make_train_step(loss, opt, data_fn=data)(state, None, 12)
+    b, mb = make_train_step(loss, opt, data_fn=data, draw_ahead=True)(state, None, 12)
+    np.testing.assert_allclose(ma["loss"], mb["loss"], rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
 def test_ema_pair_matches_recursion():
     e = ema(0.9)
     s = e.init({"w": jnp.array(0.0)})

@@ -21,7 +21,7 @@ $(BENCH_STAMP): $(STAMP)
 run: $(STAMP)  ## the main job: quick 2-D flow-matching study, writes results/toy2d/
 	$(PY) -m experiments.toy2d --quick
 
-run-full: $(STAMP)  ## the full protocol (5 seeds, 20k steps)
+run-full: $(STAMP)  ## the full protocol (5 seeds, 5,000 steps)
 	$(PY) -m experiments.toy2d
 
 test: $(STAMP)  ## fast suite (CI)
@@ -30,10 +30,10 @@ test: $(STAMP)  ## fast suite (CI)
 test-all: $(STAMP)  ## everything, slow checks included
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-bench: $(STAMP)  ## benchmarks, regenerates BENCHMARKS.md (reference-library rows: see issue 4)
+bench: $(BENCH_STAMP)  ## benchmarks side by side with TorchCFM, POT, ott-jax; regenerates BENCHMARKS.md
 	$(PY) -m benchmarks.run
 
-bench-quick: $(STAMP)
+bench-quick: $(BENCH_STAMP)  ## the same in under 5 minutes
 	$(PY) -m benchmarks.run --quick
 
 lint: $(STAMP)

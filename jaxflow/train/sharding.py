@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
@@ -35,6 +37,27 @@ def shard_batch(batch, mesh: Mesh, leading: int = 0):
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, batch_sharding(mesh, leading)), batch)
 
 
-def initialize_distributed(**kwargs) -> None:
-    """Start multi-host JAX (`jax.distributed.initialize`); arguments come from the environment when omitted."""
-    jax.distributed.initialize(**kwargs)
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    cpu_collectives: str | None = "gloo",
+    **kwargs,
+) -> None:
+    """Start multi-process JAX (`jax.distributed.initialize`) before building the mesh.
+
+    Arguments left out are read from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (and, when those
+    are unset too, detected by jax from the cluster: SLURM, Open MPI, TPU pods). `cpu_collectives`: the CPU
+    backend's cross-process collectives ('gloo'), needed when the devices are CPUs; harmless on accelerators.
+    """
+    env = os.environ
+    if coordinator_address is None:
+        coordinator_address = env.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and "JAX_NUM_PROCESSES" in env:
+        num_processes = int(env["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in env:
+        process_id = int(env["JAX_PROCESS_ID"])
+    if cpu_collectives:
+        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)

@@ -1,11 +1,12 @@
 """Train a small model with the library step; used by the tests in subprocesses (device count set by XLA_FLAGS).
 
-`python _toy_run.py STEPS mesh|nomesh [PROCESS_ID NUM_PROCESSES PORT]`: with the last three, the process joins a
-multi-process run through `jax.distributed` on localhost. Prints the JSON list of per-step losses and the sum of the
-final parameters (from this process's replica).
+`python _toy_run.py STEPS mesh|nomesh`; with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set, the
+process joins a multi-process run through `jax.distributed` (the README's launch command). Prints the JSON list of
+per-step losses, the sum of the final parameters (from this process's replica) and a sharded evaluation.
 """
 
 import json
+import os
 import sys
 
 import jax
@@ -52,10 +53,6 @@ def main(steps: int, use_mesh: bool):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        pid, nproc, port = (int(a) for a in sys.argv[3:6])
-        jf.train.initialize_distributed(
-            coordinator_address=f"localhost:{port}", num_processes=nproc, process_id=pid, initialization_timeout=120
-        )
+    if "JAX_COORDINATOR_ADDRESS" in os.environ:  # the README's launch: everything from the environment
+        jf.train.initialize_distributed(initialization_timeout=120)
     main(int(sys.argv[1]), sys.argv[2] == "mesh")

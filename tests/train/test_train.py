@@ -166,14 +166,14 @@ def _free_port() -> int:
 def test_two_processes_train_like_one_process_with_four_devices():
     """jax.distributed on localhost: 2 processes x 2 CPU devices against 1 process x 4 devices."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    port = str(_free_port())
+    env.update(JAX_COORDINATOR_ADDRESS=f"localhost:{_free_port()}", JAX_NUM_PROCESSES="2")
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "_toy_run.py"), "30", "mesh", str(i), "2", port],
+            [sys.executable, str(HERE / "_toy_run.py"), "30", "mesh"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=dict(env, JAX_PROCESS_ID=str(i)),
         )
         for i in range(2)
     ]

@@ -25,6 +25,8 @@ class BenchConfig:
     quick: bool = False
     """Fewer rounds (under a few minutes)."""
     out: str = "BENCHMARKS.md"
+    note_load: bool = False
+    """Add a caveat that the machine was shared with another job during the run."""
 
 
 def _cpu_model() -> str:
@@ -210,6 +212,10 @@ def main(cfg: BenchConfig) -> None:
         f"{' --quick' if cfg.quick else ''}`). Medians with min–max over repeats; configurations that are compared "
         "alternate (A, B, A, B, ...) so that drift cancels in the ratios; throughput runs each in a fresh process, "
         "compile excluded. Ratios are against the reference measured in the same run.\n\n",
+        "Caveat of this run: it shared the 2 cores with a niced background job (the full toy2d study), which slows "
+        "and widens every figure; the alternation keeps the ratios comparable.\n\n"
+        if cfg.note_load
+        else "",
         f"- machine: {os.cpu_count()} cores, {_cpu_model()}, {_mem_gib()} memory, {platform.system()}; no GPU\n",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + "\n",
         "- task (rows 1, 4, 5): 8gaussians → moons, MLP 3×64 SELU with t as an input feature, batch 256, Adam 1e-3, "
@@ -260,7 +266,7 @@ def main(cfg: BenchConfig) -> None:
         "\nEvery model is scored by the same jaxflow evaluation: 2,000 samples by Dopri5 (rtol = atol = 1e-4), exact "
         "W2 to fresh moons samples, NPE from the path energy on 101 saved times.\n\n",
         "## 5. Sampling 10,000 points (seed-0 TorchCFM model, same weights in both)\n\n",
-        markdown_table(["model", "NFE torchdiffeq", "NFE jaxflow", "torchdiffeq s", "jaxflow s", "speed"], samp_rows),
+        markdown_table(["model", "NFE torchdiffeq", "NFE jaxflow", "torchdiffeq ms", "jaxflow ms", "speed"], samp_rows),
         "\nBoth Dopri5 at rtol = atol = 1e-4 with 100 saved times; jaxflow jit-compiled (compile excluded).\n\n",
         "## 6. GPU\n\nNot measured: no GPU machine was lent to this task.\n",
     ]

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxflow.train.sharding import batch_sharding, check_divisible
@@ -196,8 +195,3 @@ class Prefetch:
             self.close()
         except Exception:
             pass
-
-
-def as_jax(tree):
-    """Convenience: a pytree of numpy arrays as jax arrays (for tests and notebooks)."""
-    return jax.tree.map(jnp.asarray, tree)

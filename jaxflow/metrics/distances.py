@@ -12,7 +12,7 @@ import ot as pot
 from jaxflow._checks import check_array
 from jaxflow.ot.exact import _NUM_ITER_MAX
 from jaxflow.ot.sinkhorn import sqeuclidean_cost
-from jaxflow.ot.sliced import sliced_wasserstein
+from jaxflow.ot import sliced as _sliced
 
 MAX_EXACT_POINTS = 5_000
 
@@ -56,6 +56,12 @@ def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0), unbiased:
     else:
         sxx, syy = jnp.mean(kxx), jnp.mean(kyy)
     return sxx + syy - 2.0 * jnp.mean(kxy)
+
+
+def sliced_wasserstein(key: jax.Array, x, y, n_projections: int = 256, p: float = 2.0) -> jax.Array:
+    """Monte Carlo SW_p between point clouds (the distance only; `jaxflow.ot.sliced_wasserstein` also returns the
+    standard error and offers control variates and weights)."""
+    return _sliced.sliced_wasserstein(key, x, y, n_projections=n_projections, p=p).distance
 
 
 def energy_distance(x, y) -> jax.Array:

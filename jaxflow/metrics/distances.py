@@ -10,9 +10,9 @@ import numpy as np
 import ot as pot
 
 from jaxflow._checks import check_array
+from jaxflow.ot import sliced as _sliced
 from jaxflow.ot.exact import _NUM_ITER_MAX
 from jaxflow.ot.sinkhorn import sqeuclidean_cost
-from jaxflow.ot import sliced as _sliced
 
 MAX_EXACT_POINTS = 5_000
 

@@ -8,6 +8,7 @@ Run `python -m experiments.sw_control_variates` (or `--quick`); writes results/s
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,19 @@ def make_pair(name: str, key: jax.Array, n: int, d: int) -> tuple[jax.Array, jax
 def reference_power(key, x, y, n_proj, chunk=5000):
     """SW_2² with many directions (chunked)."""
     keys = jax.random.split(key, max(1, n_proj // chunk))
-    est = jax.jit(
-        lambda k: jnp.mean(
-            jf.ot.sliced.projected_wasserstein(jf.ot.sliced.random_directions(k, chunk, x.shape[1]), x, y)
-        )
-    )
-    return float(np.mean([est(k) for k in keys]))
+    return float(np.mean([_chunk_power(k, x, y, chunk) for k in keys]))
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _chunk_power(k, x, y, chunk):
+    theta = jf.ot.sliced.random_directions(k, chunk, x.shape[1])
+    return jnp.mean(jf.ot.sliced.projected_wasserstein(theta, x, y))
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _batched_sw(keys, x, y, n_proj, cv):
+    # x, y are arguments (not closed-over constants, which XLA would constant-fold at compile time)
+    return jax.vmap(lambda k: jf.ot.sliced_wasserstein(k, x, y, n_proj, control_variate=cv))(keys)
 
 
 def variance_study(cfg: SWConfig, key):
@@ -105,10 +113,7 @@ def variance_study(cfg: SWConfig, key):
         for L in cfg.projections:
             keys = jax.random.split(jax.random.fold_in(kp, 1000 + L), cfg.repeats)
             for cv in ESTIMATORS:
-                est = jax.jit(
-                    jax.vmap(lambda k, cv=cv, L=L, x=x, y=y: jf.ot.sliced_wasserstein(k, x, y, L, control_variate=cv))
-                )
-                out = est(keys)
+                out = _batched_sw(keys, x, y, L, cv)
                 power = np.asarray(out.power)
                 rows.append(
                     dict(
@@ -133,23 +138,20 @@ def sw_flow(cfg: SWConfig, key, cv):
     x0 = jax.random.normal(kx, (cfg.flow_points, d))
     y, _ = make_pair("mixture", ky, cfg.flow_points, d)
 
-    def loss(x, k):
-        return jf.ot.sliced_wasserstein(k, x, y, cfg.flow_projections, control_variate=cv).power
-
-    @jax.jit
-    def step(x, k):
-        g = jax.grad(loss)(x, k)
-        return x - cfg.flow_step_size * cfg.flow_points * g / 2.0, None
-
     xs, w2 = x0, []
-    record = sorted(set(np.unique(np.geomspace(1, cfg.flow_steps, 15).astype(int))))
+    record = sorted(set(np.unique(np.geomspace(1, cfg.flow_steps, 15).astype(int)).tolist()))
     keys = jax.random.split(kl, cfg.flow_steps)
-    done = 0
-    for t in record:
-        xs, _ = jax.lax.scan(step, xs, keys[done:t])
-        done = t
-        w2.append(jf.metrics.wasserstein(np.asarray(xs), np.asarray(y)))
+    for t in range(1, cfg.flow_steps + 1):
+        xs = _flow_step(xs, y, keys[t - 1], cfg.flow_projections, cv, cfg.flow_step_size)
+        if t in record:
+            w2.append(jf.metrics.wasserstein(np.asarray(xs), np.asarray(y)))
     return record, w2
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _flow_step(x, y, k, n_proj, cv, step_size):
+    g = jax.grad(lambda x: jf.ot.sliced_wasserstein(k, x, y, n_proj, control_variate=cv).power)(x)
+    return x - step_size * x.shape[0] * g / 2.0
 
 
 def run(cfg: SWConfig) -> dict:

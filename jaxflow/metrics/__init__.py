@@ -1,5 +1,6 @@
 """Distances and path metrics. NFE comes with every sampler output (`SampleOutput.nfe`)."""
 
+from jaxflow.metrics.conservative import jacobian_asymmetry, loop_integrals
 from jaxflow.metrics.distances import MAX_EXACT_POINTS, energy_distance, mmd, sliced_wasserstein, wasserstein
 from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightness
 
@@ -8,6 +9,8 @@ npe = normalized_path_energy
 __all__ = [
     "MAX_EXACT_POINTS",
     "energy_distance",
+    "jacobian_asymmetry",
+    "loop_integrals",
     "mmd",
     "normalized_path_energy",
     "npe",

@@ -307,8 +307,8 @@ def main(cfg: BenchConfig) -> None:
         "\nSW: jit-compiled, float32, compile excluded; POT `sliced_wasserstein_distance` with the same projection "
         "matrix (numpy). Control variates: variance of the SW₂² estimate over independent direction sets. SNS: "
         "`sinkhorn_newton_sparse` (20 Sinkhorn iterations, then Newton with 10 kept entries per row) against "
-        "`sinkhorn_to_precision` (ott-jax log-domain Sinkhorn, error checked every 10 iterations); one timed run each after a "
-        "compiling run.\n\n",
+        "`sinkhorn_to_precision` (ott-jax log-domain Sinkhorn, error checked every 10 iterations); one timed run "
+        "each after a compiling run.\n\n",
         "## 7. GPU\n\nNot measured: no GPU machine was lent to this task.\n",
     ]
     Path(cfg.out).write_text("".join(text))

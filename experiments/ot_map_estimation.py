@@ -15,18 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import tyro
+from tqdm.auto import tqdm
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
-import tyro  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-import jaxflow as jf  # noqa: E402
-from experiments.common import markdown_table, results_dir, versions, write_json  # noqa: E402
-from jaxflow.ot import gaussian as bw  # noqa: E402
+import jaxflow as jf
+from experiments.common import markdown_table, results_dir, versions, write_json
+from jaxflow.ot import gaussian as bw
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -69,6 +66,12 @@ def fit_rate(ns, errs):
 
 
 def run(cfg: MapConfig) -> dict:
+    """Run the study in float64 (scoped: the global precision setting is left as it was)."""
+    with jax.enable_x64(True):
+        return _run(cfg)
+
+
+def _run(cfg: MapConfig) -> dict:
     if cfg.quick:
         cfg = quick_config(cfg)
     out_dir = results_dir(cfg.out_dir)

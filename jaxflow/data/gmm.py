@@ -68,10 +68,13 @@ class GaussianMixture(eqx.Module):
         c = (1.0 - t) ** 2 * eye + t**2 * self.covs
         return m, c
 
-    def _posterior(self, t, x):
-        """Posterior weights w_k(x) [K], C_k⁻¹(x − m_k) [K, d] and log p_t(x) at one point x [d]."""
+    def _factor(self, t):
         m, c = self._marginal(t)
-        chol = jnp.linalg.cholesky(c)
+        return m, jnp.linalg.cholesky(c)
+
+    def _posterior(self, t, x, factor=None):
+        """Posterior weights w_k(x) [K], C_k⁻¹(x − m_k) [K, d] and log p_t(x) at one point x [d]."""
+        m, chol = self._factor(t) if factor is None else factor
         diff = x[None, :] - m
         prec_diff = jax.vmap(lambda L, r: jax.scipy.linalg.cho_solve((L, True), r))(chol, diff)
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
@@ -90,22 +93,25 @@ class GaussianMixture(eqx.Module):
             return fn(t, x)
         if x.ndim != 2:
             raise ValueError(f"x must be [d] or [n, d], got shape {x.shape}")
+        if t.ndim == 0:  # one time for the batch: factor the K covariances once, not once per point
+            factor = self._factor(t)
+            return jax.vmap(lambda xx: fn(t, xx, factor))(x)
         tt = jnp.broadcast_to(t, x.shape[:1])
         return jax.vmap(fn)(tt, x)
 
     def log_prob(self, x: jax.Array, t: float | jax.Array = 1.0) -> jax.Array:
         """log p_t(x) of the path marginal (t = 1: the mixture itself). x [d] or [n, d]."""
-        return self._pointwise(lambda tt, xx: self._posterior(tt, xx)[2], t, x)
+        return self._pointwise(lambda tt, xx, f=None: self._posterior(tt, xx, f)[2], t, x)
 
     def score(self, t, x) -> jax.Array:
         """∇ log p_t(x), x [d] or [n, d]."""
-        return self._pointwise(lambda tt, xx: -jnp.einsum("k,kd->d", *self._posterior(tt, xx)[:2]), t, x)
+        return self._pointwise(lambda tt, xx, f=None: -jnp.einsum("k,kd->d", *self._posterior(tt, xx, f)[:2]), t, x)
 
     def velocity(self, t, x) -> jax.Array:
         """Marginal velocity E[x1 − x0 | x_t = x], x [d] or [n, d]."""
 
-        def one(tt, xx):
-            w, prec_diff, _ = self._posterior(tt, xx)
+        def one(tt, xx, factor=None):
+            w, prec_diff, _ = self._posterior(tt, xx, factor)
             eye = jnp.eye(self.dim, dtype=xx.dtype)
             a = tt * self.covs - (1.0 - tt) * eye
             per = self.means + jnp.einsum("kij,kj->ki", a, prec_diff)

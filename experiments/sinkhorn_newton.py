@@ -197,7 +197,7 @@ def _run(cfg: SNSConfig) -> dict:
                 it,
                 f"{r['time_s']:.3f} [{r['time_min']:.3f}, {r['time_max']:.3f}]",
                 f"{r['final_error']:.1e}" + ("" if r["converged"] else " (not converged)"),
-                ("≥ " if not base["converged"] else "") + f"{base['iterations'] / r['iterations']:.0f}×",
+                ("≥ " if not base["converged"] else "") + f"{base['iterations'] / r['iterations']:.2g}×",
             ]
         )
     text = (

@@ -1,0 +1,226 @@
+"""Lipschitz profiles of flow-matching velocity fields (PAPERS.md §5), with the exact marginal velocity of the linear
+path from N(0, I) to Gaussian-mixture targets.
+
+(a) ‖∇ₓv_t(X_t)‖_op along trajectories against t (mean and max over particles), next to 1/(1 − t), for a Gaussian,
+    a weakly log-concave mixture and a well-separated mixture.
+(b) The Lipschitz constant of the flow map Φ: X₀ ↦ X₁, estimated as the largest singular value of DΦ(x₀) over many
+    starting points (forward-mode differentiation through an RK4 solve), for two modes ±s·u (covariance σ² I) as the
+    separation s grows. Two fits: log L = a + b s (exponential growth) and log L = a + b log s (polynomial growth);
+    the table reports both slopes and residuals and which fits better.
+
+Run `python -m experiments.lipschitz` (or `--quick`); writes results/lipschitz/ (table.md, metrics.json,
+profile.png, flow_map.png).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import tyro
+from tqdm.auto import tqdm
+
+import jaxflow as jf
+from experiments.common import markdown_table, results_dir, versions, write_json
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PROFILE_TARGETS = ("gaussian", "weakly log-concave", "separated")
+
+
+@dataclass(frozen=True)
+class LipschitzConfig:
+    dim: int = 2
+    n_particles: int = 200
+    n_steps: int = 400
+    """RK4 steps of the trajectories (geometric grid towards t = 1, stopping at 1 − delta)."""
+    delta: float = 1e-3
+    separations: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+    sigma: float = 0.5
+    """standard deviation of each mode in (b)."""
+    n_starts: int = 400
+    map_steps: int = 400
+    seed: int = 0
+    out_dir: str = "results/lipschitz"
+    quick: bool = False
+    """quick version: 100 particles, 200 starts, 200 steps, results/lipschitz/quick."""
+    progress: bool = True
+
+
+def quick_config(cfg: LipschitzConfig) -> LipschitzConfig:
+    return dataclasses.replace(
+        cfg, n_particles=100, n_starts=200, n_steps=200, map_steps=200, out_dir=str(Path(cfg.out_dir) / "quick")
+    )
+
+
+def profile_target(name: str, d: int, key) -> jf.data.GaussianMixture:
+    u = jax.random.normal(key, (d,), jnp.float64)
+    u = u / jnp.linalg.norm(u)
+    eye = jnp.eye(d, dtype=jnp.float64)
+    if name == "gaussian":
+        return jf.data.GaussianMixture(jnp.ones(1), (0.5 * u)[None], (jnp.diag(jnp.geomspace(0.25, 4.0, d)))[None])
+    if name == "weakly log-concave":
+        return jf.data.GaussianMixture(jnp.ones(2), jnp.stack([0.5 * u, -0.5 * u]), jnp.stack([0.5 * eye] * 2))
+    if name == "separated":
+        return two_modes(d, 4.0, 0.2, u)
+    raise ValueError(f"unknown target {name!r}; choose one of {PROFILE_TARGETS}")
+
+
+def two_modes(d, s, sigma, u) -> jf.data.GaussianMixture:
+    eye = jnp.eye(d, dtype=jnp.float64)
+    return jf.data.GaussianMixture(jnp.ones(2), jnp.stack([s * u, -s * u]), jnp.stack([sigma**2 * eye] * 2))
+
+
+def geometric_grid(n, delta):
+    return 1.0 - delta ** (jnp.arange(n + 1, dtype=jnp.float64) / n)
+
+
+def _rk4_step(gmm, x, t, t_next):
+    h = t_next - t
+    k1 = gmm.velocity(t, x)
+    k2 = gmm.velocity(t + h / 2, x + h / 2 * k1)
+    k3 = gmm.velocity(t + h / 2, x + h / 2 * k2)
+    k4 = gmm.velocity(t_next, x + h * k3)
+    return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+@jax.jit
+def jacobian_profile(gmm, x0, ts):
+    """Operator norm of ∇ₓv_t at each particle, at every grid time: [T, n]."""
+
+    def opnorm(t, x):
+        jac = jax.vmap(jax.jacfwd(lambda xx: gmm.velocity(t, xx)))(x)
+        return jnp.linalg.svd(jac, compute_uv=False)[:, 0]
+
+    def step(x, tt):
+        t, t_next = tt
+        return _rk4_step(gmm, x, t, t_next), opnorm(t, x)
+
+    _, norms = jax.lax.scan(step, x0, (ts[:-1], ts[1:]))
+    return norms
+
+
+@jax.jit
+def flow_map_lipschitz(gmm, x0, ts):
+    """Largest singular value of DΦ(x₀) per starting point, Φ the RK4 flow map over the grid ts: [n]."""
+
+    def phi(x):
+        def step(y, tt):
+            return _rk4_step(gmm, y[None], tt[0], tt[1])[0], None
+
+        y, _ = jax.lax.scan(step, x, (ts[:-1], ts[1:]))
+        return y
+
+    jac = jax.vmap(jax.jacfwd(phi))(x0)
+    return jnp.linalg.svd(jac, compute_uv=False)[:, 0]
+
+
+def _fit(x, y):
+    a = np.vstack([x, np.ones_like(x)]).T
+    coef, res, *_ = np.linalg.lstsq(a, y, rcond=None)
+    rss = float(res[0]) if res.size else float(np.sum((a @ coef - y) ** 2))
+    return float(coef[0]), rss
+
+
+def run(cfg: LipschitzConfig) -> dict:
+    """Run the study in float64 (scoped)."""
+    with jax.enable_x64(True):
+        return _run(cfg)
+
+
+def _run(cfg: LipschitzConfig) -> dict:
+    if cfg.quick:
+        cfg = quick_config(cfg)
+    out_dir = results_dir(cfg.out_dir)
+    key = jax.random.key(cfg.seed)
+    d = cfg.dim
+    x0 = jax.random.normal(jax.random.fold_in(key, 1), (cfg.n_particles, d), jnp.float64)
+    ts = geometric_grid(cfg.n_steps, cfg.delta)
+    profiles = {}
+    for name in tqdm(PROFILE_TARGETS, desc="profiles", disable=not cfg.progress):
+        gmm = profile_target(name, d, jax.random.fold_in(key, 2))
+        norms = np.asarray(jacobian_profile(gmm, x0, ts))
+        profiles[name] = {
+            "t": np.asarray(ts[:-1]).tolist(),
+            "mean": norms.mean(1).tolist(),
+            "max": norms.max(1).tolist(),
+        }
+
+    u = jax.random.normal(jax.random.fold_in(key, 3), (d,), jnp.float64)
+    u = u / jnp.linalg.norm(u)
+    starts = jax.random.normal(jax.random.fold_in(key, 4), (cfg.n_starts, d), jnp.float64)
+    grid = jnp.linspace(0.0, 1.0, cfg.map_steps + 1, dtype=jnp.float64)
+    lips = []
+    for s in tqdm(cfg.separations, desc="separations", disable=not cfg.progress):
+        vals = np.asarray(flow_map_lipschitz(two_modes(d, s, cfg.sigma, u), starts, grid))
+        lips.append(float(vals.max()))
+    s_arr, l_arr = np.asarray(cfg.separations), np.log(np.asarray(lips))
+    exp_slope, exp_rss = _fit(s_arr, l_arr)
+    pow_slope, pow_rss = _fit(np.log(s_arr), l_arr)
+    better = "polynomial" if pow_rss < exp_rss else "exponential"
+
+    prof_rows = []
+    for name, p in profiles.items():
+        t = np.asarray(p["t"])
+        for target_t in (0.5, 0.9, 0.99, 0.999 - 1e-9):
+            i = int(np.argmin(np.abs(t - target_t)))
+            prof_rows.append(
+                [name, f"{t[i]:.3f}", f"{p['mean'][i]:.3g}", f"{p['max'][i]:.3g}", f"{1 / (1 - t[i]):.3g}"]
+            )
+    map_rows = [[f"{s:g}", f"{lip:.3g}"] for s, lip in zip(cfg.separations, lips, strict=True)]
+    text = (
+        "# Lipschitz profiles\n\n"
+        f"d = {d}; {cfg.n_particles} particles from N(0, I), RK4 on a geometric grid of {cfg.n_steps} steps to "
+        f"t = 1 − {cfg.delta:g}.\n\n## (a) ‖∇v_t‖_op along trajectories\n\n"
+        + markdown_table(["target", "t", "mean over particles", "max", "1/(1 − t)"], prof_rows)
+        + f"\n## (b) Lipschitz constant of the flow map, two modes ±s·u, σ = {cfg.sigma}\n\n"
+        f"max over {cfg.n_starts} starts of σ_max(DΦ(x₀)), RK4 with {cfg.map_steps} uniform steps.\n\n"
+        + markdown_table(["separation s", "Lip(Φ) estimate"], map_rows)
+        + f"\nFits of log Lip: exponential (log L = a + b s) slope {exp_slope:.3f}, residual {exp_rss:.3g}; "
+        f"polynomial (log L = a + b log s) slope {pow_slope:.3f}, residual {pow_rss:.3g}. Better fit: **{better}**.\n"
+    )
+    (out_dir / "table.md").write_text(text)
+    summary = dict(lips=lips, exp_slope=exp_slope, exp_rss=exp_rss, pow_slope=pow_slope, pow_rss=pow_rss, better=better)
+    write_json(
+        out_dir / "metrics.json",
+        {"config": dataclasses.asdict(cfg), "versions": versions(), "profiles": profiles, "flow_map": summary},
+    )
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, p in profiles.items():
+        one_minus = 1 - np.asarray(p["t"])
+        ax.loglog(one_minus, p["mean"], label=f"{name} (mean)")
+        ax.loglog(one_minus, p["max"], ls="--", alpha=0.6, label=f"{name} (max)")
+    ax.loglog(one_minus, 1 / one_minus, "k:", label="1/(1 − t)")
+    ax.invert_xaxis()
+    ax.set_xlabel("1 − t")
+    ax.set_ylabel("‖∇v_t‖_op")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out_dir / "profile.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4.5, 3.3))
+    ax.semilogy(cfg.separations, lips, "o-")
+    ax.set_xlabel("separation s")
+    ax.set_ylabel("Lip(Φ) estimate")
+    ax.set_title(f"flow map, better fit: {better}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "flow_map.png", dpi=110)
+    plt.close(fig)
+    print(text)
+    print(f"results written to {out_dir}/")
+    return {"profiles": profiles, "flow_map": summary}
+
+
+def main() -> None:
+    run(tyro.cli(LipschitzConfig))
+
+
+if __name__ == "__main__":
+    main()

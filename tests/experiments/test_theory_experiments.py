@@ -26,9 +26,9 @@ def test_lipschitz_small(tmp_path):
     cfg = lipschitz.LipschitzConfig(
         n_particles=20,
         n_steps=60,
-        separations=(1.0, 2.0, 4.0),
+        separations=(0.5, 1.0, 2.0),
         n_starts=20,
-        map_steps=60,
+        map_steps=200,
         out_dir=str(tmp_path),
         progress=False,
     )
@@ -40,6 +40,7 @@ def test_lipschitz_small(tmp_path):
     np.testing.assert_allclose(out["profiles"]["gaussian"]["max"], np.abs(a).max(1), rtol=1e-6)
     assert (tmp_path / "profile.png").exists() and (tmp_path / "flow_map.png").exists()
     assert all(v > 0 for v in out["flow_map"]["lips"])
+    np.testing.assert_allclose(out["flow_map"]["at_centre"], out["flow_map"]["closed_form"], rtol=0.02)
 
 
 def test_score_to_velocity_identity_on_the_mixture():

@@ -41,3 +41,20 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def fit_line(x, y) -> tuple[float, float, float]:
+    """Least-squares line y = a + b x: returns (b, half-width of its 95% interval, residual sum of squares)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    a = np.vstack([x, np.ones_like(x)]).T
+    coef, res, *_ = np.linalg.lstsq(a, y, rcond=None)
+    rss = float(res[0]) if res.size else float(np.sum((a @ coef - y) ** 2))
+    dof = max(len(x) - 2, 1)
+    se = np.sqrt(rss / dof / np.sum((x - x.mean()) ** 2))
+    return float(coef[0]), float(1.96 * se), rss
+
+
+def loglog_slope(ns, errs) -> tuple[float, float]:
+    """Slope of log errs on log ns with its 95% interval half-width."""
+    slope, ci, _ = fit_line(np.log(np.asarray(ns, float)), np.log(np.asarray(errs, float)))
+    return slope, ci

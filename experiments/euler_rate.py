@@ -29,7 +29,7 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import markdown_table, results_dir, versions, write_json
+from experiments.common import loglog_slope, markdown_table, results_dir, versions, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -134,14 +134,7 @@ def gaussian_euler_w2(mean, var, ts):
     return jnp.sqrt(jnp.sum((beta - t1 * mean) ** 2 + (jnp.abs(alpha) - sd) ** 2))
 
 
-def fit_slope(ns, errs):
-    x, y = np.log(np.asarray(ns, float)), np.log(np.asarray(errs, float))
-    a = np.vstack([x, np.ones_like(x)]).T
-    coef, res, *_ = np.linalg.lstsq(a, y, rcond=None)
-    dof = max(len(x) - 2, 1)
-    s2 = res[0] / dof if res.size else 0.0
-    se = np.sqrt(s2 / np.sum((x - x.mean()) ** 2))
-    return float(coef[0]), float(1.96 * se)
+fit_slope = loglog_slope  # kept as a name for readers of this study
 
 
 def run(cfg: EulerConfig) -> dict:

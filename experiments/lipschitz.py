@@ -27,7 +27,7 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import markdown_table, results_dir, versions, write_json
+from experiments.common import fit_line, markdown_table, results_dir, versions, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -125,10 +125,8 @@ def flow_map_lipschitz(gmm, x0, ts):
 
 
 def _fit(x, y):
-    a = np.vstack([x, np.ones_like(x)]).T
-    coef, res, *_ = np.linalg.lstsq(a, y, rcond=None)
-    rss = float(res[0]) if res.size else float(np.sum((a @ coef - y) ** 2))
-    return float(coef[0]), rss
+    slope, _, rss = fit_line(x, y)
+    return slope, rss
 
 
 def run(cfg: LipschitzConfig) -> dict:

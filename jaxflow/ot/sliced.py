@@ -243,17 +243,23 @@ class MaxSlicedOutput(NamedTuple):
     history: jax.Array  # W_p at the best restart after each ascent step [n_steps]
 
 
-def _ascent(objective, theta0, n_steps, step_size):
-    """Projected gradient ascent on the sphere: θ ← normalise(θ + η ∇f(θ)/‖∇f(θ)‖)."""
+def _ascent(objective, theta0, n_steps, step_size, keys=None):
+    """Projected gradient ascent on the sphere: θ ← normalise(θ + η_k ∇f(θ)/‖∇f(θ)‖), η_k = η/√(1+k).
 
-    def step(theta, k):
-        val, g = jax.value_and_grad(objective)(theta)
+    `objective(θ)` or, with `keys` [n_steps], `objective(θ, key_k)` (a fresh Monte Carlo draw per step).
+    Returns the final θ and the objective value before each step."""
+
+    def step(theta, inputs):
+        k, key = inputs
+        f = objective if keys is None else (lambda th: objective(th, key))
+        val, g = jax.value_and_grad(f)(theta)
         g = g - (g @ theta) * theta  # Riemannian gradient
         g = g / (jnp.linalg.norm(g) + 1e-20)
         new = theta + step_size / jnp.sqrt(1.0 + k) * g
         return new / jnp.linalg.norm(new), val
 
-    return jax.lax.scan(step, theta0, jnp.arange(n_steps, dtype=theta0.dtype))
+    ks = jnp.arange(n_steps, dtype=theta0.dtype)
+    return jax.lax.scan(step, theta0, (ks, keys if keys is not None else ks))
 
 
 def max_sliced_wasserstein(
@@ -318,15 +324,6 @@ def distributional_sliced_wasserstein(
         theta = sample_vmf(k, xi, kappa, n_projections)
         return jnp.mean(projected_wasserstein(theta, x, y, p, a, b))
 
-    def step(xi, inputs):
-        k, i = inputs
-        val, g = jax.value_and_grad(objective)(xi, k)
-        g = g - (g @ xi) * xi
-        g = g / (jnp.linalg.norm(g) + 1e-20)
-        new = xi + step_size / jnp.sqrt(1.0 + i) * g
-        return new / jnp.linalg.norm(new), val
-
-    steps = (jax.random.split(kloop, n_steps), jnp.arange(n_steps, dtype=x.dtype))
-    xi, hist = jax.lax.scan(step, xi0, steps)
+    xi, hist = _ascent(objective, xi0, n_steps, step_size, keys=jax.random.split(kloop, n_steps))
     value = objective(xi, kfinal)
     return DistributionalSlicedOutput(jnp.maximum(value, 0.0) ** (1.0 / p), xi, jnp.maximum(hist, 0.0) ** (1.0 / p))

@@ -127,7 +127,7 @@ def _run(cfg: SNSConfig) -> dict:
             (out, iters), med, lo, hi = timed(solve, cfg.repeats)
             plan = out.matrix
             a_, b_ = (_unif(n) if a is None else a), (_unif(n) if b is None else b)
-            err = float(jf.ot.sinkhorn_newton._marginal_error(plan, a_, b_))
+            err = float(jf.ot.sinkhorn_newton.marginal_error(plan, a_, b_))
             errs = np.asarray(out.errors)
             curves[name][label] = {
                 "iterations": (np.arange(errs.size)[errs >= 0] + 1).tolist(),

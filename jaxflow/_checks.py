@@ -81,3 +81,17 @@ def broadcast_time(t: jax.Array, x: jax.Array) -> jax.Array:
     if t.shape[0] != x.shape[0]:
         raise ValueError(f"t must be a scalar or have the batch size {x.shape[0]}, got shape {t.shape}")
     return t.reshape(t.shape + (1,) * (x.ndim - 1))
+
+
+def check_weights(w: Any, n: int, name: str) -> jax.Array:
+    """Sample or mixture weights: shape [n], non-negative with positive mass (checked when concrete); normalised."""
+    w = check_array(w, name, ndim=1)
+    if w.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per point ({n}), got shape {w.shape}")
+    if is_concrete(w):
+        wv = np.asarray(w)
+        if np.any(wv < 0):
+            raise ValueError(f"{name} must be non-negative, got min {wv.min()}")
+        if wv.sum() <= 0:
+            raise ValueError(f"{name} must have positive total mass")
+    return w / jnp.sum(w)

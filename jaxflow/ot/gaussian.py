@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxflow._checks import check_array, check_positive, is_concrete
+from jaxflow._checks import check_array, check_positive, check_weights, is_concrete
 
 # ---------------------------------------------------------------------------------------------------------------------
 # matrix functions
@@ -192,7 +192,7 @@ def frechet_mean(covs: jax.Array, weights: jax.Array | None = None, n_iter: int 
     if covs.ndim != 3:
         raise ValueError(f"covs must be [K, d, d], got {covs.shape}")
     k = covs.shape[0]
-    w = jnp.full(k, 1.0 / k, covs.dtype) if weights is None else _check_weights(weights, k)
+    w = jnp.full(k, 1.0 / k, covs.dtype) if weights is None else check_weights(weights, k, "weights")
 
     def step(s, _):
         rs, irs = sqrtm_psd(s), inv_sqrtm_psd(s)
@@ -207,17 +207,8 @@ def gaussian_barycenter(means, covs, weights=None, n_iter: int = 50) -> tuple[ja
     """W₂ barycentre of Gaussians (means [K, d], covs [K, d, d]): (Σ w_k m_k, Fréchet mean of the covariances)."""
     means = check_array(means, "means", ndim=2)
     k = means.shape[0]
-    w = jnp.full(k, 1.0 / k, means.dtype) if weights is None else _check_weights(weights, k)
+    w = jnp.full(k, 1.0 / k, means.dtype) if weights is None else check_weights(weights, k, "weights")
     return w @ means, frechet_mean(covs, w, n_iter)
-
-
-def _check_weights(w, k):
-    w = check_array(w, "weights", ndim=1)
-    if w.shape[0] != k:
-        raise ValueError(f"weights must have {k} entries, got {w.shape}")
-    if is_concrete(w) and (np.any(np.asarray(w) < 0) or float(np.sum(w)) <= 0):
-        raise ValueError("weights must be non-negative with positive sum")
-    return w / jnp.sum(w)
 
 
 def parallel_transport(p: jax.Array, q: jax.Array, v: jax.Array, n_steps: int = 16, scale: float = 1e-2) -> jax.Array:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxflow._checks import check_array, check_positive
+from jaxflow._checks import check_array, check_positive, check_weights
 from jaxflow.ot.exact import emd_plan_numpy
 from jaxflow.ot.sinkhorn import solve_sinkhorn, sqeuclidean_cost
 
@@ -61,8 +61,8 @@ def barycentric_map(
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape} and {y.shape}")
     n, m = x.shape[0], y.shape[0]
-    a_ = jnp.full(n, 1.0 / n, x.dtype) if a is None else _weights(a, n, "a")
-    b_ = jnp.full(m, 1.0 / m, y.dtype) if b is None else _weights(b, m, "b")
+    a_ = jnp.full(n, 1.0 / n, x.dtype) if a is None else check_weights(a, n, "a")
+    b_ = jnp.full(m, 1.0 / m, y.dtype) if b is None else check_weights(b, m, "b")
     cost = sqeuclidean_cost(x, y)
     if epsilon is None:
         plan = jnp.asarray(emd_plan_numpy(np.asarray(cost), np.asarray(a_), np.asarray(b_)), x.dtype)
@@ -73,13 +73,3 @@ def barycentric_map(
         plan, g = out.matrix, out.g
     fitted = (plan @ y) / jnp.maximum(plan.sum(1, keepdims=True), jnp.finfo(x.dtype).tiny)
     return BarycentricMap(x, y, fitted, epsilon, g, b_)
-
-
-def _weights(w, n, name):
-    w = check_array(w, name, ndim=1)
-    if w.shape[0] != n:
-        raise ValueError(f"{name} must have {n} entries, got {w.shape}")
-    wv = np.asarray(w)
-    if np.any(wv < 0) or wv.sum() <= 0:
-        raise ValueError(f"{name} must be non-negative with positive sum")
-    return w / jnp.sum(w)

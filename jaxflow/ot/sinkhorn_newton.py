@@ -29,10 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from ott.geometry import geometry as ott_geometry
-from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxflow._checks import check_array, check_positive, is_concrete
+from jaxflow.ot.sinkhorn import solve_sinkhorn
 
 
 class SNSOutput(NamedTuple):
@@ -64,7 +64,8 @@ def _dual(f, g, cost, eps, a, b):
     return a @ f + b @ g - eps * jnp.exp(jax.nn.logsumexp(_log_plan(f, g, cost, eps)))
 
 
-def _marginal_error(plan, a, b):
+def marginal_error(plan, a, b):
+    """L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ (the stopping measure of this module)."""
     return jnp.sum(jnp.abs(plan.sum(1) - a)) + jnp.sum(jnp.abs(plan.sum(0) - b))
 
 
@@ -85,9 +86,8 @@ def _newton_direction(plan, grad_f, grad_g, eps, k, ridge, cg_tol, cg_maxiter):
     return delta[:n], delta[n:]
 
 
+@functools.partial(jax.jit, static_argnames=("max_newton", "k", "cg_maxiter", "max_halvings"))
 def _newton_stage(f, g, cost, eps, a, b, *, max_newton, threshold, k, ridge, cg_tol, cg_maxiter, max_halvings):
-    n = a.shape[0]
-
     def plan_of(f, g):
         return jnp.exp(_log_plan(f, g, cost, eps))
 
@@ -113,14 +113,12 @@ def _newton_stage(f, g, cost, eps, a, b, *, max_newton, threshold, k, ridge, cg_
 
         alpha, _ = jax.lax.while_loop(ls_cond, lambda s: (0.5 * s[0], s[1] + 1), (jnp.ones((), f.dtype), 0))
         f, g = f + alpha * df, g + alpha * dg
-        err = _marginal_error(plan_of(f, g), a, b)
+        err = marginal_error(plan_of(f, g), a, b)
         return f, g, it + 1, err, errors.at[it].set(err)
 
-    err0 = _marginal_error(plan_of(f, g), a, b)
+    err0 = marginal_error(plan_of(f, g), a, b)
     init = (f, g, jnp.zeros((), jnp.int32), err0, jnp.full((max_newton,), jnp.inf, f.dtype))
-    f, g, it, err, errors = jax.lax.while_loop(cond, body, init)
-    del n
-    return f, g, it, err, errors
+    return jax.lax.while_loop(cond, body, init)
 
 
 def sinkhorn_newton_sparse(
@@ -183,8 +181,20 @@ def sinkhorn_newton_sparse(
     f, g, sk_errors = _sinkhorn_warm(cost, eps, a, b, n_sinkhorn)
     sk_errors = np.asarray(sk_errors)
 
-    f, g, it, err, errors = _newton_jit(
-        f, g, cost, eps, a, b, max_newton, threshold, k, ridge, cg_tol, cg_maxiter or 2 * (n + m), max_halvings
+    f, g, it, err, errors = _newton_stage(
+        f,
+        g,
+        cost,
+        eps,
+        a,
+        b,
+        max_newton=max_newton,
+        threshold=threshold,
+        k=k,
+        ridge=ridge,
+        cg_tol=cg_tol,
+        cg_maxiter=cg_maxiter or 2 * (n + m),
+        max_halvings=max_halvings,
     )
     it = int(it)
     plan = jnp.exp(_log_plan(f, g, cost, eps))
@@ -193,8 +203,8 @@ def sinkhorn_newton_sparse(
 
 
 @jax.jit
-def _run_sinkhorn(solver, prob):
-    return solver(prob)
+def _solve(cost, epsilon, a, b, solver):
+    return solve_sinkhorn(cost, epsilon, a=a, b=b, solver=solver)
 
 
 @functools.partial(jax.jit, static_argnums=(4,))
@@ -207,30 +217,11 @@ def _sinkhorn_warm(cost, eps, a, b, n_iter):
         f, g = fg
         g = eps * log_b - eps * jax.nn.logsumexp((f[:, None] - cost) / eps, axis=0)
         f = eps * log_a - eps * jax.nn.logsumexp((g[None, :] - cost) / eps, axis=1)
-        return (f, g), _marginal_error(jnp.exp(_log_plan(f, g, cost, eps)), a, b)
+        return (f, g), marginal_error(jnp.exp(_log_plan(f, g, cost, eps)), a, b)
 
     zeros = jnp.zeros_like(a), jnp.zeros_like(b)
     (f, g), errors = jax.lax.scan(step, zeros, None, length=n_iter)
     return f, g, errors
-
-
-@functools.partial(jax.jit, static_argnums=(6, 8, 11, 12))
-def _newton_jit(f, g, cost, eps, a, b, max_newton, threshold, k, ridge, cg_tol, cg_maxiter, max_halvings):
-    return _newton_stage(
-        f,
-        g,
-        cost,
-        eps,
-        a,
-        b,
-        max_newton=max_newton,
-        threshold=threshold,
-        k=k,
-        ridge=ridge,
-        cg_tol=cg_tol,
-        cg_maxiter=cg_maxiter,
-        max_halvings=max_halvings,
-    )
 
 
 def sinkhorn_to_precision(
@@ -247,11 +238,9 @@ def sinkhorn_to_precision(
     first marginal is below `threshold`; returns (output, iterations). `solver_kwargs` reaches `ott` unchanged
     (e.g. `momentum=acceleration.Momentum(...)`, `anderson=acceleration.AndersonAcceleration(...)`)."""
     check_positive(epsilon, "epsilon")
-    geom_ = ott_geometry.Geometry(cost_matrix=cost, epsilon=epsilon)
-    prob = linear_problem.LinearProblem(geom_, a=a, b=b)
     kw = {"inner_iterations": 10, "lse_mode": True, **(solver_kwargs or {})}
     solver = ott_sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations, **kw)
-    out = _run_sinkhorn(solver, prob)
+    out = _solve(cost, epsilon, a, b, solver)
     errs = np.asarray(out.errors)
     done = np.nonzero((errs >= 0) & (errs <= threshold))[0]
     iters = int((done[0] + 1) * kw["inner_iterations"]) if done.size else max_iterations

@@ -16,9 +16,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxflow._checks import check_array, check_positive, is_concrete
+from jaxflow._checks import check_array, check_positive, check_weights
 
 CONTROL_VARIATES = (None, "lower", "upper")
 
@@ -144,22 +143,9 @@ def _check_inputs(x, y, p, weights):
     if not (isinstance(p, (int, float)) and p >= 1):
         raise ValueError(f"p must be a number >= 1, got {p!r}")
     a, b = (None, None) if weights is None else weights
-    a = None if a is None else _check_weights(a, x.shape[0], "weights[0]")
-    b = None if b is None else _check_weights(b, y.shape[0], "weights[1]")
+    a = None if a is None else check_weights(a, x.shape[0], "weights[0]")
+    b = None if b is None else check_weights(b, y.shape[0], "weights[1]")
     return x, y, a, b
-
-
-def _check_weights(w, n, name):
-    w = check_array(w, name, ndim=1)
-    if w.shape[0] != n:
-        raise ValueError(f"{name} must have one entry per point ({n}), got shape {w.shape}")
-    if is_concrete(w):
-        wv = np.asarray(w)
-        if np.any(wv < 0):
-            raise ValueError(f"{name} must be non-negative, got min {wv.min()}")
-        if wv.sum() <= 0:
-            raise ValueError(f"{name} must have positive total mass")
-    return w / jnp.sum(w)
 
 
 def _weighted_moments(x, w):

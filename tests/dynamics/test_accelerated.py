@@ -89,7 +89,7 @@ def test_zero_momentum_no_damping_step_is_classical_step():
 
 
 def test_linear_flows_keep_tokens_a_linear_image_of_the_start():
-    """Under the linear system every scheme maps X0 to X0 Φ for one d×d matrix Φ (so elliptical laws stay elliptical)."""
+    """Under the linear system every scheme maps X0 to X0 Φ, one d×d matrix Φ (so elliptical laws stay elliptical)."""
     with jax.enable_x64(True):
         system = _linear(jax.random.key(8), d=3)
         x0 = jax.random.normal(jax.random.key(9), (40, 3))

@@ -262,7 +262,7 @@ def homogenized_limit(
 
     temperature = 0: the deterministic flow ẋ = P_x μ(x) (Heun, `n_steps` fixed steps).
     temperature = τ > 0: the Itô SDE with common noise of variance τ per unit time (Euler–Maruyama on a virtual
-    Brownian tree; `key` required). Tokens are renormalised at the saved times (the SDE leaves the sphere by O(dt)).
+    Brownian tree; `key` required; a key selects the SDE solver, so τ may then be traced, e.g. vmapped). Tokens are renormalised at the saved times (the SDE leaves the sphere by O(dt)).
     measures are recorded at `save_every` steps (default: 50 points).
     """
     x0 = check_tokens(x0, "x0")
@@ -273,12 +273,12 @@ def homogenized_limit(
     save_every = save_every or max(1, n_steps // 50)
     ts = jnp.linspace(0.0, horizon, n_steps + 1)[::save_every]
     dt = horizon / n_steps
-    stochastic = float(temperature) > 0
+    stochastic = key is not None
+    if not stochastic and (not is_concrete(temperature) or float(temperature) > 0):
+        raise ValueError("a stochastic limit (temperature > 0) needs a key")
 
     drift = diffrax.ODETerm(lambda t, x, args: limit_drift(x, bank, beta, temperature))
     if stochastic:
-        if key is None:
-            raise ValueError("a stochastic limit (temperature > 0) needs a key")
         bm = diffrax.VirtualBrownianTree(0.0, horizon, tol=dt / 4, shape=(bank.q.shape[0],), key=key)
         diff = diffrax.ControlTerm(lambda t, x, args: jnp.sqrt(temperature) * limit_diffusion(x, bank, beta), bm)
         terms, solver = diffrax.MultiTerm(drift, diff), diffrax.Euler()

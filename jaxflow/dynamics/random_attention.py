@@ -262,7 +262,8 @@ def homogenized_limit(
 
     temperature = 0: the deterministic flow ẋ = P_x μ(x) (Heun, `n_steps` fixed steps).
     temperature = τ > 0: the Itô SDE with common noise of variance τ per unit time (Euler–Maruyama on a virtual
-    Brownian tree; `key` required; a key selects the SDE solver, so τ may then be traced, e.g. vmapped). Tokens are renormalised at the saved times (the SDE leaves the sphere by O(dt)).
+    Brownian tree; `key` required; passing a key selects the SDE solver, so τ may then be traced, e.g. vmapped).
+    Tokens are renormalised at the saved times (the SDE leaves the sphere by O(dt)).
     measures are recorded at `save_every` steps (default: 50 points).
     """
     x0 = check_tokens(x0, "x0")

@@ -1,6 +1,7 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
 from jaxflow.losses.cfm import cfm_loss
+from jaxflow.losses.score import DENOISING_TARGETS, INTERPOLANT_TARGETS, denoising_loss, interpolant_loss
 from jaxflow.losses.time_samplers import (
     TIME_SAMPLERS,
     LogitNormalTime,
@@ -11,6 +12,10 @@ from jaxflow.losses.time_samplers import (
 )
 
 __all__ = [
+    "DENOISING_TARGETS",
+    "INTERPOLANT_TARGETS",
+    "denoising_loss",
+    "interpolant_loss",
     "LogitNormalTime",
     "TIME_SAMPLERS",
     "TimeSampler",

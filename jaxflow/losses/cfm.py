@@ -15,6 +15,7 @@ from jaxflow.couplings.base import Coupling, IndependentCoupling
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
+from jaxflow.sampling.guidance import drop_labels
 
 Velocity = Callable[..., jax.Array]
 
@@ -26,13 +27,18 @@ def cfm_loss(
     time_sampler: TimeSampler | None = None,
     *,
     conditional: bool = False,
+    label_dropout: float = 0.0,
+    null_label: int | None = None,
 ) -> Callable:
     """Build the (weighted) CFM objective  E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B.
 
     The squared error is averaged over the event dimensions (as the reference PyTorch implementation does), then
     weighted by the coupling's weights (all ones except for W-CFM) and averaged over the batch.
-    With `conditional=True` the pairing's labels are passed to the velocity as `cond`.
+    With `conditional=True` the pairing's labels are passed to the velocity as `cond`; `label_dropout=p` replaces
+    each by `null_label` with probability p (classifier-free guidance, PAPERS.md §3).
     """
+    if label_dropout > 0 and null_label is None:
+        raise ValueError("label_dropout > 0 needs the null_label index")
     path = cond_ot_path() if path is None else path
     coupling = IndependentCoupling() if coupling is None else coupling
     time_sampler = UniformTime() if time_sampler is None else time_sampler
@@ -46,6 +52,10 @@ def cfm_loss(
         t = time_sampler(k_t, n).astype(pairing.x0.dtype)
         ps = path.sample(k_path, pairing.x0, pairing.x1, t)
         cond = pairing.labels if conditional else None
+        if conditional and cond is None:
+            raise ValueError("conditional training needs 'labels' in the batch")
+        if conditional and label_dropout > 0:
+            cond = drop_labels(jax.random.fold_in(k_pair, 1), cond, label_dropout, null_label)
         v = velocity(params, ps.t, ps.xt, cond)
         if v.shape != ps.ut.shape:
             raise ValueError(f"velocity returned shape {v.shape}, expected {ps.ut.shape}")

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxflow.sampling.guidance import check_labels
+
 ACTIVATIONS = {
     "selu": nn.selu,
     "silu": nn.silu,
@@ -62,6 +64,7 @@ class MLPVelocity(nn.Module):
         feats = [x, temb.astype(x.dtype)]
         if cond is not None:
             if self.num_classes is not None:
+                check_labels(cond, self.num_classes)
                 feats.append(nn.Embed(self.num_classes + 1, self.cond_embed_dim)(cond).astype(x.dtype))
             else:
                 feats.append(jnp.asarray(cond, x.dtype).reshape(x.shape[0], -1))

@@ -1,5 +1,32 @@
-"""diffrax-based samplers: `sample(velocity, x0, solver=...) -> SampleOutput(x, ts, trajectory, nfe, num_steps)`."""
+"""diffrax-based samplers: ODE (`sample`), SDE (`sample_sde`), likelihood (`log_likelihood`), guidance (`guided`)."""
 
+from jaxflow.sampling.guidance import check_labels, drop_labels, guided
+from jaxflow.sampling.likelihood import (
+    LikelihoodOutput,
+    bits_per_dim,
+    exact_divergence,
+    hutchinson_divergence,
+    log_likelihood,
+    standard_normal_log_prob,
+)
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
+from jaxflow.sampling.sde import SDE_SOLVERS, diffusion_epsilon, sample_sde, score_to_drift
 
-__all__ = ["SOLVERS", "SampleOutput", "sample"]
+__all__ = [
+    "LikelihoodOutput",
+    "SDE_SOLVERS",
+    "SOLVERS",
+    "SampleOutput",
+    "bits_per_dim",
+    "check_labels",
+    "diffusion_epsilon",
+    "drop_labels",
+    "exact_divergence",
+    "guided",
+    "hutchinson_divergence",
+    "log_likelihood",
+    "sample",
+    "sample_sde",
+    "score_to_drift",
+    "standard_normal_log_prob",
+]

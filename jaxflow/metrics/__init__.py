@@ -2,6 +2,7 @@
 
 from jaxflow.metrics.conservative import jacobian_asymmetry, loop_integrals
 from jaxflow.metrics.distances import MAX_EXACT_POINTS, energy_distance, mmd, sliced_wasserstein, wasserstein
+from jaxflow.metrics.frechet import feature_statistics, frechet_distance
 from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightness
 
 npe = normalized_path_energy
@@ -9,6 +10,8 @@ npe = normalized_path_energy
 __all__ = [
     "MAX_EXACT_POINTS",
     "energy_distance",
+    "feature_statistics",
+    "frechet_distance",
     "jacobian_asymmetry",
     "loop_integrals",
     "mmd",

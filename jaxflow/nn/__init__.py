@@ -6,8 +6,10 @@ from jaxflow.nn.attention import (
     ClassicalBlock,
     MultiHeadAttention,
 )
+from jaxflow.nn.classifier import ConvClassifier
 from jaxflow.nn.mlp import ACTIVATIONS, MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
 from jaxflow.nn.spd import BuresWassersteinBatchNorm
+from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
     "ACTIVATIONS",
@@ -15,9 +17,12 @@ __all__ = [
     "BuresWassersteinBatchNorm",
     "CharTransformer",
     "ClassicalBlock",
+    "ConvClassifier",
     "MultiHeadAttention",
     "MLPVelocity",
+    "UNet",
     "init_mlp",
+    "init_unet",
     "sinusoidal_embedding",
     "velocity_fn",
 ]

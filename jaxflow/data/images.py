@@ -1,0 +1,89 @@
+"""Real image data: the 8×8 digits that ship with scikit-learn, and CIFAR-10 from a local folder.
+
+Images are returned channels-last, [N, H, W, C], as float32 in [−1, 1] (`to_unit_range` maps back), with integer
+labels [N]. Nothing is downloaded: CIFAR-10 is read from a folder holding the standard python-pickle batches
+(`data_batch_1` … `data_batch_5`, `test_batch`, each a dict with b"data" [N, 3072] uint8 in CHW order and b"labels").
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class ImageData(NamedTuple):
+    images: jax.Array  # [N, H, W, C] float32 in [-1, 1]
+    labels: jax.Array  # [N] int32
+    num_classes: int
+
+
+def to_unit_range(x: jax.Array, max_value: float) -> jax.Array:
+    """Raw intensities in [0, max_value] → [−1, 1]."""
+    return jnp.asarray(x, jnp.float32) / max_value * 2.0 - 1.0
+
+
+def from_unit_range(x: jax.Array, max_value: float) -> jax.Array:
+    return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0 * max_value
+
+
+def load_digits() -> ImageData:
+    """The 1,797 8×8 handwritten digits of scikit-learn (intensities 0–16), [1797, 8, 8, 1] in [−1, 1]."""
+    try:
+        from sklearn.datasets import load_digits as _load
+    except ImportError as err:  # pragma: no cover - scikit-learn is in the [experiments] and [dev] extras
+        raise ImportError("the digits data set needs scikit-learn: pip install 'jaxflow[experiments]'") from err
+    d = _load()
+    images = to_unit_range(d.images[..., None], 16.0)
+    return ImageData(images, jnp.asarray(d.target, jnp.int32), 10)
+
+
+def split(data: ImageData, key: jax.Array, test_fraction: float = 0.2) -> tuple[ImageData, ImageData]:
+    """A random train/test split (stratification-free), reproducible from `key`."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    n = data.images.shape[0]
+    perm = np.asarray(jax.random.permutation(key, n))
+    n_test = int(round(test_fraction * n))
+    te, tr = perm[:n_test], perm[n_test:]
+    return (
+        ImageData(data.images[tr], data.labels[tr], data.num_classes),
+        ImageData(data.images[te], data.labels[te], data.num_classes),
+    )
+
+
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = ("test_batch",)
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    if b"data" not in d or b"labels" not in d:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (keys {sorted(d)})")
+    data = np.asarray(d[b"data"], np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"{path}: data must be [N, 3072] uint8, got {data.shape}")
+    labels = np.asarray(d[b"labels"], np.int64)
+    if labels.shape[0] != data.shape[0] or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: labels must be one per image in [0, 9]")
+    return data, labels
+
+
+def load_cifar10(folder: str | Path, split: str = "train", files: tuple[str, ...] | None = None) -> ImageData:
+    """CIFAR-10 from `folder` in the python-pickle batch format; [N, 32, 32, 3] in [−1, 1]."""
+    folder = Path(folder)
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    names = files or (CIFAR_TRAIN if split == "train" else CIFAR_TEST)
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"CIFAR-10 batches {missing} not found in {folder}")
+    parts = [_read_batch(folder / n) for n in names]
+    data = np.concatenate([p[0] for p in parts]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels = np.concatenate([p[1] for p in parts])
+    return ImageData(to_unit_range(data, 255.0), jnp.asarray(labels, jnp.int32), 10)

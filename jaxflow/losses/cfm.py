@@ -1,7 +1,8 @@
 """Conditional flow matching, plain and weighted (PAPERS.md §3).
 
 A loss is built from a velocity function, a path, a coupling and a time sampler, and has the contract
-`loss(params, batch, key) -> (scalar, aux)` with batch = {"x0": [B, ...], "x1": [B, ...], "labels": [B] (optional)}.
+`loss(params, batch, key) -> (scalar, aux)` with batch = {"x1": [B, ...], "x0": [B, ...] (optional: N(0, I) when
+absent), "labels": [B] (optional)}.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ def cfm_loss(
     time_sampler = UniformTime() if time_sampler is None else time_sampler
 
     def loss(params, batch, key):
-        if "x0" not in batch or "x1" not in batch:
-            raise ValueError(f"batch must hold 'x0' and 'x1', got keys {sorted(batch)}")
+        if "x1" not in batch:
+            raise ValueError(f"batch must hold 'x1' (and optionally 'x0'), got keys {sorted(batch)}")
         k_pair, k_t, k_path = jax.random.split(key, 3)
-        pairing = coupling(k_pair, batch["x0"], batch["x1"], batch.get("labels"))
+        x1 = batch["x1"]
+        # without 'x0' the source is N(0, I), drawn from a key of its own (batches with 'x0' are unaffected)
+        x0 = batch["x0"] if "x0" in batch else jax.random.normal(jax.random.fold_in(key, 7), x1.shape, x1.dtype)
+        pairing = coupling(k_pair, x0, x1, batch.get("labels"))
         n = pairing.x0.shape[0]
         t = time_sampler(k_t, n).astype(pairing.x0.dtype)
         ps = path.sample(k_path, pairing.x0, pairing.x1, t)

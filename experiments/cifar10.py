@@ -1,0 +1,132 @@
+"""CIFAR-10 flow matching at GPU scale, following the published recipe (TorchCFM's CIFAR-10 setup).
+
+UNet with 128 channels, multipliers (1, 2, 2, 2), 2 residual blocks per level, attention at 16×16; batch 128;
+Adam 2e-4 with a 5,000-step linear warm-up; EMA 0.9999; gradient clipping 1.0; I-CFM (or OT-CFM with
+`--coupling exact`) on the Cond-OT path; 400,000 steps. Training is data-parallel over every device
+(`jaxflow.train.data_mesh`), checkpointed with orbax every `checkpoint_every` steps and resumed automatically.
+At the end, `n_samples` EMA samples (dopri5) are written as a grid.
+
+The data are read from a local folder of the standard python-pickle batches (no download):
+`python -m experiments.cifar10 --data-dir /path/to/cifar-10-batches-py`. Without an accelerator the run refuses
+to start (it would take weeks on a CPU) unless `--allow-cpu` is given, which is how the tests exercise it on a tiny
+file with a tiny network (`--tiny`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+import tyro
+
+import jaxflow as jf
+from experiments.common import results_dir, versions, write_json
+from jaxflow.train import TrainState, data_mesh, fit, make_train_step
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@dataclass(frozen=True)
+class CifarConfig:
+    data_dir: str = "data/cifar-10-batches-py"
+    steps: int = 400_000
+    batch_size: int = 128
+    learning_rate: float = 2e-4
+    warmup: int = 5000
+    ema_decay: float = 0.9999
+    grad_clip: float = 1.0
+    coupling: str = "independent"
+    """independent (I-CFM) or exact (OT-CFM, minibatch exact OT)."""
+    steps_per_call: int = 100
+    checkpoint_every: int = 20_000
+    n_samples: int = 64
+    seed: int = 0
+    out_dir: str = "results/cifar10"
+    allow_cpu: bool = False
+    tiny: bool = False
+    """a 16-channel, one-level network (for tests and smoke runs only)."""
+    progress: bool = True
+
+
+def model_for(cfg: CifarConfig) -> jf.nn.UNet:
+    if cfg.tiny:
+        return jf.nn.UNet(out_channels=3, channels=16, channel_mult=(1,), num_res_blocks=1, groups=8)
+    return jf.nn.UNet.cifar10()
+
+
+def run(cfg: CifarConfig) -> dict:
+    if cfg.coupling not in ("independent", "exact"):
+        raise ValueError(f"unknown coupling {cfg.coupling!r}; choose 'independent' or 'exact'")
+    if jax.default_backend() == "cpu" and not cfg.allow_cpu:
+        raise SystemExit(
+            "experiments.cifar10 needs a GPU or TPU (the recipe is 400k steps of a 36M-parameter UNet); "
+            "pass --allow-cpu to run anyway"
+        )
+    data = jf.data.load_cifar10(cfg.data_dir, "train")
+    out_dir = results_dir(cfg.out_dir)
+    key = jax.random.key(cfg.seed)
+    mesh = data_mesh()
+    jf.train.check_divisible(cfg.batch_size, mesh)
+    unet = model_for(cfg)
+    v = jf.nn.velocity_fn(unet)
+    params = jf.nn.init_unet(jax.random.fold_in(key, 0), unet, (32, 32, 3))
+    schedule = optax.linear_schedule(0.0, cfg.learning_rate, max(cfg.warmup, 1))
+    optimizer = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(schedule))
+    coupling = jf.couplings.ExactOTCoupling() if cfg.coupling == "exact" else jf.couplings.IndependentCoupling()
+    loss = jf.losses.cfm_loss(v, coupling=coupling)
+    state = TrainState.create(params, optimizer, jax.random.fold_in(key, 1))
+    step_fn = make_train_step(loss, optimizer, ema_decay=cfg.ema_decay, mesh=mesh)
+    images = np.asarray(data.images)
+
+    def batches(step, n):
+        idx = np.asarray(jax.random.randint(jax.random.fold_in(key, 10 + step), (n, cfg.batch_size), 0, len(images)))
+        return {"x1": jnp.asarray(images[idx])}
+
+    state, records = fit(
+        state,
+        step_fn,
+        cfg.steps,
+        steps_per_call=min(cfg.steps_per_call, cfg.steps),
+        batches_fn=batches,
+        checkpoint_dir=(out_dir / "checkpoints").resolve(),
+        checkpoint_every=cfg.checkpoint_every,
+        log_dir=out_dir,
+        progress=cfg.progress,
+        desc="cifar10",
+    )
+    x0 = jax.random.normal(jax.random.fold_in(key, 2), (cfg.n_samples, 32, 32, 3))
+    out = jf.sample(v, x0, params=state.ema_params, solver="dopri5")
+    samples = np.asarray(jf.data.from_unit_range(out.x, 1.0))
+    side = int(np.ceil(np.sqrt(cfg.n_samples)))
+    fig, axes = plt.subplots(side, side, figsize=(side, side))
+    for i, ax in enumerate(axes.ravel()):
+        if i < cfg.n_samples:
+            ax.imshow(samples[i])
+        ax.axis("off")
+    fig.savefig(out_dir / "samples.png", dpi=100)
+    plt.close(fig)
+    result = dict(
+        config=dataclasses.asdict(cfg),
+        versions=versions(),
+        devices=[str(d) for d in jax.devices()],
+        final_loss=records[-1]["loss"] if records else None,
+        sample_nfe=int(out.nfe),
+        n_params=int(sum(x.size for x in jax.tree.leaves(params))),
+    )
+    write_json(Path(out_dir) / "metrics.json", result)
+    return result
+
+
+def main() -> None:
+    run(tyro.cli(CifarConfig))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The image studies run end to end on tiny configurations."""
+
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import cifar10, digits
+
+
+def test_digits_tiny(tmp_path):
+    cfg = digits.DigitsConfig(
+        models=("fm_cond", "vp"),
+        channels=8,
+        steps=10,
+        chunk=5,
+        guidance_scales=(0.0, 1.0),
+        ode_steps=3,
+        sde_steps=6,
+        classifier_steps=60,
+        eval_draws=1,
+        out_dir=str(tmp_path),
+        progress=False,
+    )
+    res = digits.run(cfg)
+    for name in ("table.md", "metrics.json", "samples.png", "guidance.png", "loss.png"):
+        assert (tmp_path / name).exists()
+    assert res["classifier_accuracy"] > 0.5  # 60 Adam steps already separate the digits
+    per = res["results"]["fm_cond"]["per_scale"]
+    # ten training steps leave samples far from digits: every model FD exceeds the real-vs-real FD
+    assert all(np.mean(p["fd"]) > res["fd_real_halves"] for p in per.values())
+    assert np.mean(res["results"]["vp"]["fd_sde"]) > res["fd_real_halves"]
+
+
+def _cifar_folder(path):
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(path / name, "wb") as f:
+            pickle.dump(
+                {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 4))}, f
+            )
+
+
+def test_cifar10_refuses_cpu_and_runs_tiny(tmp_path):
+    _cifar_folder(tmp_path)
+    if jax.default_backend() == "cpu":
+        with pytest.raises(SystemExit, match="GPU"):
+            cifar10.run(cifar10.CifarConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "out")))
+    cfg = cifar10.CifarConfig(
+        data_dir=str(tmp_path),
+        steps=4,
+        batch_size=4,
+        warmup=2,
+        steps_per_call=2,
+        checkpoint_every=2,
+        n_samples=4,
+        out_dir=str(tmp_path / "out"),
+        allow_cpu=True,
+        tiny=True,
+        progress=False,
+    )
+    res = cifar10.run(cfg)
+    assert (tmp_path / "out" / "samples.png").exists() and np.isfinite(res["final_loss"])
+    # the full recipe's network has the published size (about 36M parameters)
+    full = jax.eval_shape(lambda: cifar10.jf.nn.init_unet(jax.random.key(0), cifar10.jf.nn.UNet.cifar10(), (32, 32, 3)))
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(full))
+    assert 30e6 < n < 40e6

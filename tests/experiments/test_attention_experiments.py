@@ -1,6 +1,7 @@
 """The attention studies run end to end on tiny configurations and reproduce their checks."""
 
 import numpy as np
+import pytest
 
 from experiments import accelerated_attention, homogenized_attention
 
@@ -39,6 +40,7 @@ def test_homogenized_attention_small(tmp_path):
     assert by_mean[1.0] > 0.5 > by_mean[-0.5]
 
 
+@pytest.mark.slow
 def test_accelerated_attention_small(tmp_path):
     cfg = accelerated_attention.AcceleratedConfig(
         linear_tokens=16,

@@ -1,6 +1,7 @@
 """The likelihood and interpolant studies on tiny configurations."""
 
 import numpy as np
+import pytest
 
 from experiments import interpolants, likelihood
 
@@ -19,6 +20,7 @@ def test_likelihood_tiny(tmp_path):
     assert learned["kl_estimate"] > -0.2
 
 
+@pytest.mark.slow
 def test_interpolants_tiny(tmp_path):
     cfg = interpolants.InterpolantsConfig(
         dims=(2,),

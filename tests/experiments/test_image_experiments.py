@@ -1,5 +1,6 @@
 """The image studies run end to end on tiny configurations."""
 
+import json
 import pickle
 
 import jax
@@ -9,6 +10,7 @@ import pytest
 from experiments import cifar10, digits
 
 
+@pytest.mark.slow
 def test_digits_tiny(tmp_path):
     cfg = digits.DigitsConfig(
         models=("fm_cond", "vp"),
@@ -18,7 +20,7 @@ def test_digits_tiny(tmp_path):
         guidance_scales=(0.0, 1.0),
         ode_steps=3,
         sde_steps=6,
-        classifier_steps=60,
+        classifier_steps=300,
         eval_draws=1,
         out_dir=str(tmp_path),
         progress=False,
@@ -26,7 +28,7 @@ def test_digits_tiny(tmp_path):
     res = digits.run(cfg)
     for name in ("table.md", "metrics.json", "samples.png", "guidance.png", "loss.png"):
         assert (tmp_path / name).exists()
-    assert res["classifier_accuracy"] > 0.5  # 60 Adam steps already separate the digits
+    assert res["classifier_accuracy"] > 0.5  # 300 Adam steps already separate the digits
     per = res["results"]["fm_cond"]["per_scale"]
     # ten training steps leave samples far from digits: every model FD exceeds the real-vs-real FD
     assert all(np.mean(p["fd"]) > res["fd_real_halves"] for p in per.values())
@@ -42,11 +44,20 @@ def _cifar_folder(path):
             )
 
 
-def test_cifar10_refuses_cpu_and_runs_tiny(tmp_path):
+def test_cifar10_refuses_cpu_and_has_the_published_size(tmp_path):
     _cifar_folder(tmp_path)
     if jax.default_backend() == "cpu":
         with pytest.raises(SystemExit, match="GPU"):
             cifar10.run(cifar10.CifarConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "out")))
+    # the full recipe's network has the published size (about 36M parameters)
+    full = jax.eval_shape(lambda: cifar10.jf.nn.init_unet(jax.random.key(0), cifar10.jf.nn.UNet.cifar10(), (32, 32, 3)))
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(full))
+    assert 30e6 < n < 40e6
+
+
+@pytest.mark.slow
+def test_cifar10_tiny_run(tmp_path):
+    _cifar_folder(tmp_path)
     cfg = cifar10.CifarConfig(
         data_dir=str(tmp_path),
         steps=4,
@@ -62,7 +73,8 @@ def test_cifar10_refuses_cpu_and_runs_tiny(tmp_path):
     )
     res = cifar10.run(cfg)
     assert (tmp_path / "out" / "samples.png").exists() and np.isfinite(res["final_loss"])
-    # the full recipe's network has the published size (about 36M parameters)
-    full = jax.eval_shape(lambda: cifar10.jf.nn.init_unet(jax.random.key(0), cifar10.jf.nn.UNet.cifar10(), (32, 32, 3)))
-    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(full))
-    assert 30e6 < n < 40e6
+    # a restart resumes from the final checkpoint: nothing is trained again, the metrics log has each step once
+    cifar10.run(cfg)
+    lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in lines]
+    assert steps == sorted(set(steps)) and steps[-1] == 4

@@ -9,7 +9,7 @@ import jaxflow as jf
 
 
 def test_unet_shapes_zero_init_and_conditioning():
-    model = jf.nn.UNet(channels=16, num_classes=10)
+    model = jf.nn.UNet(channels=8, num_classes=10)
     params = jf.nn.init_unet(jax.random.key(0), model, (8, 8, 1), jnp.zeros((1,), jnp.int32))
     v = jf.nn.velocity_fn(model)
     x = jax.random.normal(jax.random.key(1), (3, 8, 8, 1))

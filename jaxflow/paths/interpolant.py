@@ -56,6 +56,14 @@ class StochasticInterpolant(ProbabilityPath):
     def gammas(self, t):
         return gamma_and_derivative(self.gamma, t, self.a)
 
+    def score_from_denoiser(self, eta: jax.Array, t: jax.Array) -> jax.Array:
+        """s = −η/γ for η = E[z | x_t] (singular where γ = 0); eta [B, ...], t [] or [B]."""
+        return -eta / broadcast_time(self.gammas(jnp.asarray(t, eta.dtype))[0], eta)
+
+    def denoiser_from_score(self, score: jax.Array, t: jax.Array) -> jax.Array:
+        """η = −γ s."""
+        return -broadcast_time(self.gammas(jnp.asarray(t, score.dtype))[0], score) * score
+
     def sample(self, key, x0, x1, t, antithetic: bool = False) -> PathSample:
         """Draw x_t. With `antithetic=True` return the pair (x_t^+, x_t^-) = I ± γ z stacked on a new leading axis."""
         x0, x1, t = validate_path_inputs(x0, x1, t)

@@ -109,3 +109,25 @@ def test_label_dropout_and_errors():
         denoising_loss(model, jf.paths.cond_ot_path(), conditional=True)(
             None, {"x1": jnp.ones((3, 2))}, jax.random.key(0)
         )
+
+
+def test_interpolant_converters_on_gaussian_data():
+    """For Gaussian endpoints the exact score is −x/V and the exact denoiser γx/V; the converters map one to the
+    other, and the affine path's converters agree with the closed forms of the VP path."""
+    with jax.enable_x64(True):
+        si = jf.paths.StochasticInterpolant("linear", "sin2")
+        t = jnp.array([0.2, 0.5, 0.7])
+        x = jax.random.normal(jax.random.key(0), (3, 4))
+        g = si.gammas(t)[0][:, None]
+        v = (1 - t[:, None]) ** 2 + t[:, None] ** 2 * S2 + g**2
+        score, eta = -x / v, g * x / v
+        np.testing.assert_allclose(si.score_from_denoiser(eta, t), score, rtol=1e-12)
+        np.testing.assert_allclose(si.denoiser_from_score(score, t), eta, rtol=1e-12)
+        path = jf.paths.AffinePath(jf.paths.VPSDEScheduler())
+        sched = path.scheduler
+        a, sg = sched.alpha(t)[:, None], sched.sigma(t)[:, None]
+        var = a**2 * S2 + sg**2
+        exact_score, exact_eps = -x / var, sg * x / var
+        np.testing.assert_allclose(
+            path.convert(exact_score, t, x, source="score", target="epsilon"), exact_eps, rtol=1e-10
+        )

@@ -25,6 +25,8 @@ class GaussianMixture(eqx.Module):
     weights: jax.Array
     means: jax.Array
     covs: jax.Array
+    eigvals: jax.Array  # [K, d] of Σ_k
+    eigvecs: jax.Array  # [K, d, d]
 
     def __init__(self, weights, means, covs):
         weights = check_array(weights, "weights", ndim=1)
@@ -48,6 +50,10 @@ class GaussianMixture(eqx.Module):
         self.weights = weights / jnp.sum(weights)
         self.means = means
         self.covs = covs
+        # C_k(t) = (1 − t)² I + t² Σ_k shares Σ_k's eigenvectors: one eigendecomposition here makes every later
+        # solve and log-determinant a pair of matrix products (no LAPACK call inside samplers' loops; jax 0.10.2
+        # on CPU was seen to hang on Cholesky solves at d = 128 inside while loops with several evaluations).
+        self.eigvals, self.eigvecs = jnp.linalg.eigh(covs)
 
     @property
     def dim(self) -> int:
@@ -61,30 +67,36 @@ class GaussianMixture(eqx.Module):
         z = jax.random.normal(k2, (n, self.dim), self.means.dtype)
         return self.means[comp] + jnp.einsum("nij,nj->ni", chol[comp], z)
 
-    # ---- marginal of the linear path at time t ----
-    def _marginal(self, t):
-        eye = jnp.eye(self.dim, dtype=self.means.dtype)
-        m = t * self.means
-        c = (1.0 - t) ** 2 * eye + t**2 * self.covs
-        return m, c
+    # ---- marginal of the linear path at time t: m_k = t μ_k, C_k = U_k diag((1 − t)² + t² λ_k) U_kᵀ ----
+    def _spectrum(self, t):
+        return (1.0 - t) ** 2 + t**2 * self.eigvals  # [K, d]
 
-    def _factor(self, t):
-        m, c = self._marginal(t)
-        return m, jnp.linalg.cholesky(c)
-
-    def _posterior(self, t, x, factor=None):
+    def _posterior(self, t, x):
         """Posterior weights w_k(x) [K], C_k⁻¹(x − m_k) [K, d] and log p_t(x) at one point x [d]."""
-        m, chol = self._factor(t) if factor is None else factor
-        diff = x[None, :] - m
-        prec_diff = jax.vmap(lambda L, r: jax.scipy.linalg.cho_solve((L, True), r))(chol, diff)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
-        quad = jnp.sum(diff * prec_diff, axis=1)
-        logn = -0.5 * (quad + logdet + self.dim * jnp.log(2.0 * jnp.pi))
-        logits = jnp.log(self.weights) + logn
-        logp = jax.scipy.special.logsumexp(logits)
-        return jnp.exp(logits - logp), prec_diff, logp
+        w, prec_diff, logp = self._posterior_batch(t, x[None])
+        return w[:, 0], prec_diff[:, 0], logp[0]
 
-    def _pointwise(self, fn, t, x):
+    def _posterior_batch(self, t, x):
+        """As `_posterior` for a batch x [n, d] at one time: weights [K, n], C_k⁻¹(x − m_k) [K, n, d], log p [n]."""
+        spec = self._spectrum(t)
+        diff = x[None, :, :] - t * self.means[:, None, :]
+        z = jnp.einsum("kdj,knd->knj", self.eigvecs, diff)
+        prec_diff = jnp.einsum("kij,knj->kni", self.eigvecs, z / spec[:, None, :])
+        quad = jnp.sum(z * z / spec[:, None, :], axis=2)
+        logdet = jnp.sum(jnp.log(spec), axis=1)
+        logn = -0.5 * (quad + logdet[:, None] + self.dim * jnp.log(2.0 * jnp.pi))
+        logits = jnp.log(self.weights)[:, None] + logn
+        logp = jax.scipy.special.logsumexp(logits, axis=0)
+        return jnp.exp(logits - logp[None]), prec_diff, logp
+
+    def _velocity_batch(self, t, x):
+        w, prec_diff, _ = self._posterior_batch(t, x)
+        eye = jnp.eye(self.dim, dtype=x.dtype)
+        a = t * self.covs - (1.0 - t) * eye
+        per = self.means[:, None, :] + jnp.einsum("kij,knj->kni", a, prec_diff)
+        return jnp.einsum("kn,knd->nd", w, per)
+
+    def _pointwise(self, fn, t, x, batch_fn=None):
         x = jnp.asarray(x)
         t = check_time(jnp.asarray(t, x.dtype))
         if x.shape[-1] != self.dim:
@@ -93,28 +105,34 @@ class GaussianMixture(eqx.Module):
             return fn(t, x)
         if x.ndim != 2:
             raise ValueError(f"x must be [d] or [n, d], got shape {x.shape}")
-        if t.ndim == 0:  # one time for the batch: factor the K covariances once, not once per point
-            factor = self._factor(t)
-            return jax.vmap(lambda xx: fn(t, xx, factor))(x)
+        if t.ndim == 0 and batch_fn is not None:  # one time for the whole batch: matrix products
+            return batch_fn(t, x)
         tt = jnp.broadcast_to(t, x.shape[:1])
         return jax.vmap(fn)(tt, x)
 
     def log_prob(self, x: jax.Array, t: float | jax.Array = 1.0) -> jax.Array:
         """log p_t(x) of the path marginal (t = 1: the mixture itself). x [d] or [n, d]."""
-        return self._pointwise(lambda tt, xx, f=None: self._posterior(tt, xx, f)[2], t, x)
+        return self._pointwise(
+            lambda tt, xx: self._posterior(tt, xx)[2], t, x, lambda tt, xx: self._posterior_batch(tt, xx)[2]
+        )
 
     def score(self, t, x) -> jax.Array:
         """∇ log p_t(x), x [d] or [n, d]."""
-        return self._pointwise(lambda tt, xx, f=None: -jnp.einsum("k,kd->d", *self._posterior(tt, xx, f)[:2]), t, x)
+
+        def batch(tt, xx):
+            w, prec_diff, _ = self._posterior_batch(tt, xx)
+            return -jnp.einsum("kn,knd->nd", w, prec_diff)
+
+        return self._pointwise(lambda tt, xx: -jnp.einsum("k,kd->d", *self._posterior(tt, xx)[:2]), t, x, batch)
 
     def velocity(self, t, x) -> jax.Array:
         """Marginal velocity E[x1 − x0 | x_t = x], x [d] or [n, d]."""
 
-        def one(tt, xx, factor=None):
-            w, prec_diff, _ = self._posterior(tt, xx, factor)
+        def one(tt, xx):
+            w, prec_diff, _ = self._posterior(tt, xx)
             eye = jnp.eye(self.dim, dtype=xx.dtype)
             a = tt * self.covs - (1.0 - tt) * eye
             per = self.means + jnp.einsum("kij,kj->ki", a, prec_diff)
             return jnp.einsum("k,kd->d", w, per)
 
-        return self._pointwise(one, t, x)
+        return self._pointwise(one, t, x, self._velocity_batch)

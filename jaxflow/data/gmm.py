@@ -128,11 +128,4 @@ class GaussianMixture(eqx.Module):
     def velocity(self, t, x) -> jax.Array:
         """Marginal velocity E[x1 − x0 | x_t = x], x [d] or [n, d]."""
 
-        def one(tt, xx):
-            w, prec_diff, _ = self._posterior(tt, xx)
-            eye = jnp.eye(self.dim, dtype=xx.dtype)
-            a = tt * self.covs - (1.0 - tt) * eye
-            per = self.means + jnp.einsum("kij,kj->ki", a, prec_diff)
-            return jnp.einsum("k,kd->d", w, per)
-
-        return self._pointwise(one, t, x, self._velocity_batch)
+        return self._pointwise(lambda tt, xx: self._velocity_batch(tt, xx[None])[0], t, x, self._velocity_batch)

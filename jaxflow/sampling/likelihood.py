@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import check_array, check_choice
-from jaxflow.sampling.ode import SOLVERS, _nfe
+from jaxflow.sampling.ode import SOLVERS, _nfe, bind
 
 METHODS = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -99,11 +99,7 @@ def log_likelihood(
         raise ValueError(f"x must be a batch [B, ...], got shape {x.shape}")
     if t0 == t1:
         raise ValueError("t0 and t1 must differ")
-    if params is not None:
-        model = velocity
-
-        def velocity(t, y):
-            return model(params, t, y, cond)
+    velocity = bind(velocity, params, cond)
 
     if method == "hutchinson":
         if key is None:

@@ -33,6 +33,13 @@ class SampleOutput(NamedTuple):
     num_steps: jax.Array
 
 
+def bind(field: Callable, params=None, cond=None) -> Callable:
+    """`f(t, x)` from a model boundary `f(params, t, x, cond)`; `field` itself when params is None."""
+    if params is None:
+        return field
+    return lambda t, x: field(params, t, x, cond)
+
+
 def _nfe(solver: str, num_steps):
     _, per_step, adaptive = SOLVERS[solver]
     if not adaptive:
@@ -73,12 +80,7 @@ def sample(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if t0 == t1:
         raise ValueError("t0 and t1 must differ")
-    if params is not None:
-        model = velocity
-
-        def velocity(t, x):
-            return model(params, t, x, cond)
-
+    velocity = bind(velocity, params, cond)
     term = diffrax.ODETerm(lambda t, y, args: velocity(t, y))
     cls, _, adaptive = SOLVERS[solver]
     if save_trajectory is False or save_trajectory is None:

@@ -26,7 +26,7 @@ import lineax
 
 from jaxflow._checks import check_array, check_choice, is_concrete
 from jaxflow.paths.schedulers import Scheduler
-from jaxflow.sampling.ode import SampleOutput
+from jaxflow.sampling.ode import SampleOutput, bind
 
 SDE_SOLVERS: dict[str, tuple[type, int]] = {"euler": (diffrax.Euler, 1), "heun": (diffrax.Heun, 2)}
 
@@ -78,14 +78,7 @@ def sample_sde(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if t0 == t1:
         raise ValueError("t0 and t1 must differ")
-    if params is not None:
-        b_model, s_model = drift, score
-
-        def drift(t, x):
-            return b_model(params, t, x, cond)
-
-        def score(t, x):
-            return s_model(params, t, x, cond)
+    drift, score = bind(drift, params, cond), bind(score, params, cond)
 
     sign = 1.0 if t1 > t0 else -1.0
     length = abs(t1 - t0)

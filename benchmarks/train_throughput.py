@@ -1,7 +1,8 @@
 """Training throughput of one 2-D model (MLP 3×64 SELU, batch 256, Adam 1e-3) on 8gaussians → moons.
 
 Run as a script to measure in a fresh process (the device count is fixed by XLA_FLAGS at start-up):
-`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh]` prints one JSON line of steps/s samples.
+`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh] [split=K]` prints one JSON line of steps/s samples
+(split: see `make_train_step`; left out, one shard per device).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COUPLINGS = {
 AHEAD = {"otcfm_exact_ahead"}
 
 
-def measure(method: str, steps: int, repeats: int, use_mesh: bool) -> list[float]:
+def measure(method: str, steps: int, repeats: int, use_mesh: bool, split: int | None = None) -> list[float]:
     # the reference 2-D MLP: t appended as one input feature
     model = MLPVelocity(out_dim=2, hidden=(64, 64, 64), activation="selu", time_embedding="identity")
     ahead = method in AHEAD
@@ -47,7 +48,7 @@ def measure(method: str, steps: int, repeats: int, use_mesh: bool) -> list[float
     state = TrainState.create(init_mlp(jax.random.key(0), model, 2), opt, jax.random.key(1))
     if mesh is not None:
         state = jax.device_put(state, replicated(mesh))
-    step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh, draw_ahead=ahead)
+    step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh, draw_ahead=ahead, split=split)
     state, _ = step(state, None, steps)  # compile and warm up
     jax.block_until_ready(state)
     rates = []
@@ -61,5 +62,7 @@ def measure(method: str, steps: int, repeats: int, use_mesh: bool) -> list[float
 
 if __name__ == "__main__":
     method, steps, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    use_mesh = len(sys.argv) > 4 and sys.argv[4] == "mesh"
-    print(json.dumps({"devices": jax.device_count(), "rates": measure(method, steps, repeats, use_mesh)}))
+    extra = sys.argv[4:]
+    split = next((int(a.split("=", 1)[1]) for a in extra if a.startswith("split=")), None)
+    rates = measure(method, steps, repeats, "mesh" in extra, split)
+    print(json.dumps({"devices": jax.device_count(), "split": split, "rates": rates}))

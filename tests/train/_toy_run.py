@@ -1,7 +1,8 @@
 """Train a small model with the library step; used by the tests in subprocesses (device count set by XLA_FLAGS).
 
-`python _toy_run.py STEPS mesh|nomesh`; with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set, the
-process joins a multi-process run through `jax.distributed` (the README's launch command). Prints the JSON list of
+`python _toy_run.py STEPS mesh|nomesh [SPLIT]`; with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID
+set, the process joins a multi-process run through `jax.distributed` (the README's launch command).
+Prints the JSON list of
 per-step losses, the sum of the final parameters (from this process's replica) and a sharded evaluation.
 """
 
@@ -18,7 +19,7 @@ from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.train import TrainState, data_mesh, make_train_step, replicated
 
 
-def main(steps: int, use_mesh: bool):
+def main(steps: int, use_mesh: bool, split: int | None = None):
     mod = MLPVelocity(out_dim=2, hidden=(32, 32))
     loss = jf.losses.cfm_loss(velocity_fn(mod))
     opt = optax.adam(1e-3)
@@ -31,7 +32,7 @@ def main(steps: int, use_mesh: bool):
     state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
     if mesh is not None:
         state = jax.device_put(state, replicated(mesh))
-    step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh)
+    step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh, split=split)
     state, metrics = step(state, None, steps)
     local = jax.tree.map(lambda a: a.addressable_shards[0].data, (state.params, metrics["loss"]))
     params, losses = local
@@ -55,4 +56,4 @@ def main(steps: int, use_mesh: bool):
 if __name__ == "__main__":
     if "JAX_COORDINATOR_ADDRESS" in os.environ:  # the README's launch: everything from the environment
         jf.train.initialize_distributed(initialization_timeout=120)
-    main(int(sys.argv[1]), sys.argv[2] == "mesh")
+    main(int(sys.argv[1]), sys.argv[2] == "mesh", int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -2,7 +2,8 @@
 
 `python _toy_run.py STEPS mesh|nomesh [SPLIT]`; with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID
 set, the process joins a multi-process run through `jax.distributed` (the README's launch command).
-Prints the JSON list of per-step losses, the sum of the final parameters (from this process's replica) and a sharded evaluation.
+Prints the JSON list of per-step losses, the sum of the final parameters (from this process's replica) and a
+sharded evaluation.
 """
 
 import json

@@ -48,11 +48,18 @@ def _mem_gib() -> str:
 
 
 def _throughput(
-    method: str, steps: int, repeats: int, devices: int, mesh: bool, split: int | None = None
+    method: str,
+    steps: int,
+    repeats: int,
+    devices: int,
+    mesh: bool,
+    split: int | None = None,
+    threads: int | None = None,
 ) -> list[float]:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
     args = [sys.executable, "-m", "benchmarks.train_throughput", method, str(steps), str(repeats)]
     args += (["mesh"] if mesh else []) + ([f"split={split}"] if split is not None else [])
+    args += [f"threads={threads}"] if threads is not None else []
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["rates"]
 
@@ -62,8 +69,9 @@ def _fmt(rates) -> str:
     return f"{np.median(r):,.0f} ({r.min():,.0f}–{r.max():,.0f})"
 
 
-def _torch_throughput(method: str, steps: int, repeats: int) -> list[float]:
+def _torch_throughput(method: str, steps: int, repeats: int, threads: int | None = None) -> list[float]:
     args = [sys.executable, "-m", "benchmarks.torchcfm_ref", "throughput", method, str(steps), str(repeats)]
+    args += [f"threads={threads}"] if threads is not None else []
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ), check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["rates"]
 
@@ -77,28 +85,42 @@ def _mean_std(values) -> str:
     return f"{v.mean():.3f} ± {v.std():.3f}"
 
 
-def throughput_rows(rounds: int) -> tuple[list, dict]:
-    """Row 1: training steps/s, TorchCFM against jaxflow, alternating fresh processes."""
+def throughput_rows(rounds: int, quick: bool = False) -> tuple[list, dict]:
+    """Row 1: training steps/s, TorchCFM against jaxflow, alternating fresh processes.
+
+    Each jaxflow row names the TorchCFM row it is compared with: libraries at their defaults against each other,
+    and jaxflow with XLA's CPU pool cut to one worker (`limit_cpu_threads(1)`) against torch with one compute
+    thread (`torch.set_num_threads(1)`).
+    """
+    t_icfm, t_icfm1, t_ot = "TorchCFM I-CFM", "TorchCFM I-CFM, 1 thread", "TorchCFM OT-CFM exact"
     plan = [
-        ("TorchCFM I-CFM", lambda: _torch_throughput("icfm", 300, 2)),
-        ("jaxflow I-CFM", lambda: _throughput("icfm", 2000, 2, devices=1, mesh=False)),
-        ("TorchCFM OT-CFM exact", lambda: _torch_throughput("otcfm", 100, 2)),
-        ("jaxflow OT-CFM exact, pairing in the step", lambda: _throughput("otcfm_exact", 300, 2, 1, False)),
+        (t_icfm, lambda: _torch_throughput("icfm", 300, 2), None),
+        ("jaxflow I-CFM", lambda: _throughput("icfm", 2000, 2, devices=1, mesh=False), t_icfm),
+        (t_icfm1, lambda: _torch_throughput("icfm", 300, 2, threads=1), None),
+        (
+            "jaxflow I-CFM, XLA pool of 1 thread",
+            lambda: _throughput("icfm", 2000, 2, devices=1, mesh=False, threads=1),
+            t_icfm1,
+        ),
+        (t_ot, lambda: _torch_throughput("otcfm", 100, 2), None),
+        ("jaxflow OT-CFM exact, pairing in the step", lambda: _throughput("otcfm_exact", 300, 2, 1, False), t_ot),
         (
             "jaxflow OT-CFM exact, chunk paired ahead on threads",
             lambda: _throughput("otcfm_exact_ahead", 400, 2, 1, False),
+            t_ot,
         ),
-        ("jaxflow OT-CFM Sinkhorn ε=0.05·mean C", lambda: _throughput("otcfm_sinkhorn", 300, 2, 1, False)),
+        ("jaxflow OT-CFM Sinkhorn ε=0.05·mean C", lambda: _throughput("otcfm_sinkhorn", 300, 2, 1, False), t_ot),
     ]
-    rates = {name: [] for name, _ in plan}
+    if quick:  # the rows the goals are read from
+        plan = [p for p in plan if "pairing in the step" not in p[0] and "Sinkhorn" not in p[0]]
+    rates = {name: [] for name, _, _ in plan}
     for _ in range(rounds):
-        for name, fn in plan:
+        for name, fn, _ in plan:
             rates[name] += fn()
-    ref = {"I-CFM": np.median(rates["TorchCFM I-CFM"]), "OT-CFM": np.median(rates["TorchCFM OT-CFM exact"])}
     rows = []
-    for name, _ in plan:
-        base = ref["I-CFM"] if "I-CFM" in name else ref["OT-CFM"]
-        rows.append([name, _fmt(rates[name]), "steps/s", f"×{np.median(rates[name]) / base:.2f} vs TorchCFM"])
+    for name, _, ref in plan:
+        ratio = "reference" if ref is None else f"×{np.median(rates[name]) / np.median(rates[ref]):.2f} vs {ref}"
+        rows.append([name, _fmt(rates[name]), "steps/s", ratio])
     return rows, rates
 
 
@@ -206,8 +228,8 @@ def quality_rows(quick: bool):
                 label,
                 sm["torch_nfe"],
                 sm["jaxflow_nfe"],
-                _fmt(sm["torch_s"]),
-                _fmt(sm["jaxflow_s"]),
+                _fmt([1e3 * t for t in sm["torch_s"]]),
+                _fmt([1e3 * t for t in sm["jaxflow_s"]]),
                 f"×{np.median(sm['torch_s']) / np.median(sm['jaxflow_s']):.1f}",
             ]
         )
@@ -264,7 +286,7 @@ def main(cfg: BenchConfig) -> None:
         bar.update()
         return out
 
-    t_rows, results["throughput"] = timed("training throughput", throughput_rows, rounds)
+    t_rows, results["throughput"] = timed("training throughput", throughput_rows, rounds, cfg.quick)
     d_rows = timed("devices", device_rows, rounds, cfg.quick)
     p_rows = timed("pairing", pairing_rows, cfg.quick)
     s_rows = timed("sinkhorn", sinkhorn_rows, cfg.quick)
@@ -300,7 +322,10 @@ def main(cfg: BenchConfig) -> None:
         markdown_table(["what", "median (min–max)", "unit", "ratio"], t_rows),
         "\nOT-CFM 'chunk paired ahead': the batches of a 400-step dispatch are drawn first and paired by POT's "
         "network simplex on parallel host threads in one callback (`make_train_step(draw_ahead=True)` with "
-        "`couplings.pair_in_data`); the pairs are exact (cost ratio 1 in row 2).\n\n",
+        "`couplings.pair_in_data`); the pairs are exact (cost ratio 1 in row 2). 'XLA pool of 1 thread': "
+        "`jaxflow.train.limit_cpu_threads(1)` before the first device use; XLA:CPU otherwise sizes its worker pool "
+        "to the cores, and for this small model the hand-offs between the two workers cost more than they give. "
+        "Torch gains little from the same restriction (its row with one thread).\n\n",
         "## 1b. Data parallelism: the same global batch on fake CPU devices\n\n",
         markdown_table(["what", "median (min–max)", "unit", "note"], d_rows),
         "\nWith a mesh, `make_train_step` defaults to one shard per device: each device differentiates the loss on "

@@ -1,6 +1,7 @@
 """The reference: TorchCFM's published 2-D tutorial loop (PyTorch, CPU), measured in a fresh process.
 
-`python -m benchmarks.torchcfm_ref throughput METHOD STEPS REPEATS` prints one JSON line of steps/s samples.
+`python -m benchmarks.torchcfm_ref throughput METHOD STEPS REPEATS [threads=K]` prints one JSON line of steps/s
+samples (threads: `torch.set_num_threads(K)`; left out, torch's default).
 `python -m benchmarks.torchcfm_ref train METHOD STEPS SEED OUT.npz` trains one model and saves its weights as numpy
 arrays (so that jaxflow's evaluation can score it exactly as it scores its own models).
 
@@ -108,6 +109,9 @@ if __name__ == "__main__":
     torch.set_num_threads(torch.get_num_threads())
     what = sys.argv[1]
     if what == "throughput":
+        for arg in sys.argv[5:]:
+            if arg.startswith("threads="):
+                torch.set_num_threads(int(arg.split("=", 1)[1]))
         print(json.dumps({"rates": throughput(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))}))
     elif what == "train":
         train(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])

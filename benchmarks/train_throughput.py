@@ -1,8 +1,9 @@
 """Training throughput of one 2-D model (MLP 3×64 SELU, batch 256, Adam 1e-3) on 8gaussians → moons.
 
 Run as a script to measure in a fresh process (the device count is fixed by XLA_FLAGS at start-up):
-`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh] [split=K]` prints one JSON line of steps/s samples
-(split: see `make_train_step`; left out, one shard per device).
+`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh] [split=K] [threads=K]` prints one JSON line of
+steps/s samples (split: see `make_train_step`; left out, one shard per device; threads: start XLA's CPU pool with K
+workers through `limit_cpu_threads`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import optax
 import jaxflow as jf
 from jaxflow.couplings import ExactOTCoupling, IndependentCoupling, SinkhornCoupling
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
-from jaxflow.train import TrainState, data_mesh, make_train_step, replicated
+from jaxflow.train import TrainState, data_mesh, limit_cpu_threads, make_train_step, replicated
 
 COUPLINGS = {
     "icfm": IndependentCoupling,
@@ -64,5 +65,8 @@ if __name__ == "__main__":
     method, steps, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     extra = sys.argv[4:]
     split = next((int(a.split("=", 1)[1]) for a in extra if a.startswith("split=")), None)
+    threads = next((int(a.split("=", 1)[1]) for a in extra if a.startswith("threads=")), None)
+    if threads is not None:
+        limit_cpu_threads(threads)
     rates = measure(method, steps, repeats, "mesh" in extra, split)
     print(json.dumps({"devices": jax.device_count(), "split": split, "rates": rates}))

@@ -9,6 +9,7 @@ from jaxflow.train.sharding import (
     check_divisible,
     data_mesh,
     initialize_distributed,
+    limit_cpu_threads,
     replicated,
     shard_batch,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ema",
     "fit",
     "initialize_distributed",
+    "limit_cpu_threads",
     "make_train_step",
     "plot_loss_curve",
     "replicated",

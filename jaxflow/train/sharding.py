@@ -61,3 +61,29 @@ def initialize_distributed(
     if cpu_collectives:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
     jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+
+
+def limit_cpu_threads(n: int) -> None:
+    """Start JAX's CPU backend with a thread pool of `n` workers; other threads of the process keep every core.
+
+    XLA:CPU sizes its pool from the process's CPU affinity when the backend starts (jax has no other switch for
+    it; `--xla_cpu_multi_thread_eigen=false` does not shrink the pool). For small models the pool's hand-offs
+    between cores cost more than they give: the 2-D flow-matching step (MLP 3×64, batch 256) runs ~35% faster
+    with one worker on a 2-core machine (BENCHMARKS.md). This restricts the affinity to the first `n` allowed
+    cores, starts the backend (its workers stay on those cores) and restores the affinity, so that threads created
+    later (host OT solvers, data loaders) run anywhere. Call it before anything touches a JAX device. Linux only.
+    """
+    from jax._src import xla_bridge  # no public query for "has the backend started" in jax 0.10
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"limit_cpu_threads needs a positive integer, got {n!r}")
+    if not hasattr(os, "sched_setaffinity"):
+        raise NotImplementedError("limit_cpu_threads needs os.sched_setaffinity (Linux)")
+    if xla_bridge.backends_are_initialized():
+        raise RuntimeError("limit_cpu_threads must run before JAX starts its backend (before the first device use)")
+    allowed = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, allowed[:n])
+    try:
+        jax.devices("cpu")
+    finally:
+        os.sched_setaffinity(0, allowed)

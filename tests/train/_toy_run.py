@@ -1,7 +1,8 @@
 """Train a small model with the library step; used by the tests in subprocesses (device count set by XLA_FLAGS).
 
 `python _toy_run.py STEPS mesh|nomesh [SPLIT]`; with JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID
-set, the process joins a multi-process run through `jax.distributed` (the README's launch command).
+set, the process joins a multi-process run through `jax.distributed` (the README's launch command). With
+TOY_CPU_THREADS=K set, XLA's CPU pool is started with K workers (`limit_cpu_threads`) first.
 Prints the JSON list of per-step losses, the sum of the final parameters (from this process's replica) and a
 sharded evaluation.
 """
@@ -54,6 +55,15 @@ def main(steps: int, use_mesh: bool, split: int | None = None):
 
 
 if __name__ == "__main__":
+    if "TOY_CPU_THREADS" in os.environ:
+        before = os.sched_getaffinity(0)
+        jf.train.limit_cpu_threads(int(os.environ["TOY_CPU_THREADS"]))
+        # the main thread keeps its cores; a thread it starts later too
+        assert os.sched_getaffinity(0) == before, (os.sched_getaffinity(0), before)
+        k = int(os.environ["TOY_CPU_THREADS"])
+        if len(before) > k:  # XLA's workers were started on the first k cores and stay there
+            masks = [os.sched_getaffinity(int(t)) for t in os.listdir("/proc/self/task")]
+            assert any(len(m) == k for m in masks), masks
     if "JAX_COORDINATOR_ADDRESS" in os.environ:  # the README's launch: everything from the environment
         jf.train.initialize_distributed(initialization_timeout=120)
     main(int(sys.argv[1]), sys.argv[2] == "mesh", int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -201,8 +201,10 @@ def test_non_finite_loss_stops_at_the_named_step(tmp_path):
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(restored.params))
 
 
-def _run(devices: int, mesh: bool, steps: int = 30, split: int | None = None) -> dict:
+def _run(devices: int, mesh: bool, steps: int = 30, split: int | None = None, threads: int | None = None) -> dict:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    if threads is not None:
+        env["TOY_CPU_THREADS"] = str(threads)
     extra = [] if split is None else [str(split)]
     out = subprocess.run(
         [sys.executable, str(HERE / "_toy_run.py"), str(steps), "mesh" if mesh else "single", *extra],
@@ -301,3 +303,36 @@ def test_sigkill_then_restart_equals_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(final[f"arr_{i}"], leaf, rtol=1e-6, atol=1e-7)
     steps = [json.loads(line)["step"] for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(10, 201, 10))
+
+
+def test_limit_cpu_threads_trains_the_same_and_checks_its_input():
+    """One XLA worker changes the schedule, not the numbers: the same losses as the default pool."""
+    default = _run(1, mesh=False)
+    one = _run(1, mesh=False, threads=1)
+    np.testing.assert_allclose(one["losses"], default["losses"], rtol=1e-5, atol=1e-7)
+    assert one["psum"] == pytest.approx(default["psum"], rel=1e-5)
+    with pytest.raises(ValueError, match="positive integer"):
+        jf.train.limit_cpu_threads(0)
+    jax.devices()  # this process's backend is running: too late to size its pool
+    with pytest.raises(RuntimeError, match="before JAX starts"):
+        jf.train.limit_cpu_threads(1)
+
+
+def test_exact_solver_threads_get_the_main_threads_cores():
+    """A solver thread started from a thread pinned to one core (XLA's callback thread after limit_cpu_threads)
+    takes the main thread's affinity."""
+    import threading
+
+    from jaxflow.ot import exact
+
+    seen = {}
+
+    def pinned():
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        exact._free_affinity()
+        seen["mask"] = os.sched_getaffinity(0)
+
+    t = threading.Thread(target=pinned)
+    t.start()
+    t.join()
+    assert seen["mask"] == os.sched_getaffinity(os.getpid())

@@ -9,8 +9,10 @@ consumed (`start_step` batches) so that no example is used twice.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 
 import jax
@@ -122,6 +124,17 @@ class IteratorSource:
         return _place(self.host_chunk(step, n), self.mesh)
 
 
+_LIVE_PREFETCHERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_prefetchers() -> None:
+    """Stop the background threads before the interpreter tears down: a daemon thread still inside an XLA call at
+    exit aborts the process."""
+    for prefetcher in list(_LIVE_PREFETCHERS):
+        prefetcher.close()
+
+
 class Prefetch:
     """Wrap a source so that the chunk after the one just served is prepared on a background thread.
 
@@ -172,6 +185,7 @@ class Prefetch:
         self._queue = queue.Queue(maxsize=self.depth)
         self._thread = threading.Thread(target=self._worker, args=(step, n), daemon=True)
         self._thread.start()
+        _LIVE_PREFETCHERS.add(self)
 
     def __call__(self, step: int, n: int):
         if self._thread is None or self._expected != (step, n):

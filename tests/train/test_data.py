@@ -103,3 +103,34 @@ def test_evaluator_with_the_exact_velocity_reaches_the_target(tmp_path):
         make_evaluator(
             velocity, jf.data.get_sampler("gaussian"), target, num_samples=8, key=jax.random.key(0), metrics=("fid",)
         )
+
+
+_PREFETCH_AT_EXIT = """
+import jax, jax.numpy as jnp
+from jaxflow.train import Prefetch
+
+@jax.jit
+def work(x):
+    for _ in range(20):
+        x = jnp.sin(x @ x.T)[:, :300]
+    return x
+
+def source(step, n):
+    return work(jnp.full((300, 300), float(step))).block_until_ready()
+
+pf = Prefetch(source, depth=2)
+total = sum(float(pf(s, 1)[0, 0]) for s in range(3))
+print(total == total)
+"""
+
+
+def test_prefetch_left_running_at_exit_does_not_abort_the_process():
+    """The prefetcher is still preparing chunks when the script ends; the interpreter must exit cleanly (before the
+    atexit hook this aborted in XLA with SIGABRT, exit status 134)."""
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", _PREFETCH_AT_EXIT], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == "True"

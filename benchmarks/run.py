@@ -384,8 +384,10 @@ def main(cfg: BenchConfig) -> None:
         "## 7. GPU\n\nNot measured: no GPU machine was lent to this task.\n",
     ]
     Path(cfg.out).write_text("".join(text))
-    Path("results").mkdir(exist_ok=True)
-    Path("results/benchmarks.json").write_text(json.dumps(results, indent=1, default=float))
+    # the raw samples beside the markdown: BENCHMARKS.md -> results/benchmarks.json, X.md -> results/X.json
+    raw = Path("results") / (Path(cfg.out).stem.lower() + ".json")
+    raw.parent.mkdir(exist_ok=True)
+    raw.write_text(json.dumps(results, indent=1, default=float))
     print("".join(text))
 
 

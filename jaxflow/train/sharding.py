@@ -78,7 +78,7 @@ def limit_cpu_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"limit_cpu_threads needs a positive integer, got {n!r}")
     if not hasattr(os, "sched_setaffinity"):
-        raise NotImplementedError("limit_cpu_threads needs os.sched_setaffinity (Linux)")
+        raise OSError("limit_cpu_threads sets the CPU affinity, which this platform does not offer (Linux only)")
     if xla_bridge.backends_are_initialized():
         raise RuntimeError("limit_cpu_threads must run before JAX starts its backend (before the first device use)")
     allowed = sorted(os.sched_getaffinity(0))

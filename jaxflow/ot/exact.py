@@ -45,17 +45,10 @@ def set_num_threads(n: int) -> None:
     _POOL, _NUM_THREADS = None, n
 
 
-def _free_affinity() -> None:
-    """Give a solver thread the main thread's cores: it is started from XLA's callback thread, whose affinity may be
-    narrower (see `train.limit_cpu_threads`)."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, os.sched_getaffinity(os.getpid()))
-
-
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(_NUM_THREADS, thread_name_prefix="jaxflow-emd", initializer=_free_affinity)
+        _POOL = ThreadPoolExecutor(_NUM_THREADS, thread_name_prefix="jaxflow-emd")
     return _POOL
 
 

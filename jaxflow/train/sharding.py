@@ -64,14 +64,15 @@ def initialize_distributed(
 
 
 def limit_cpu_threads(n: int) -> None:
-    """Start JAX's CPU backend with a thread pool of `n` workers; other threads of the process keep every core.
+    """Start JAX's CPU backend with a worker pool of `n` threads.
 
     XLA:CPU sizes its pool from the process's CPU affinity when the backend starts (jax has no other switch for
     it; `--xla_cpu_multi_thread_eigen=false` does not shrink the pool). For small models the pool's hand-offs
     between cores cost more than they give: the 2-D flow-matching step (MLP 3×64, batch 256) runs ~35% faster
-    with one worker on a 2-core machine (BENCHMARKS.md). This restricts the affinity to the first `n` allowed
-    cores, starts the backend (its workers stay on those cores) and restores the affinity, so that threads created
-    later (host OT solvers, data loaders) run anywhere. Call it before anything touches a JAX device. Linux only.
+    with one worker on a 2-core machine (BENCHMARKS.md). This narrows the affinity to `n` cores, starts the
+    backend, then gives every thread of the process (XLA's included) its cores back: the pool keeps its size, and
+    threads started later from anywhere (host OT solvers in a callback, data loaders) may use every core. Call it
+    before anything touches a JAX device. Linux only.
     """
     from jax._src import xla_bridge  # no public query for "has the backend started" in jax 0.10
 
@@ -81,9 +82,13 @@ def limit_cpu_threads(n: int) -> None:
         raise OSError("limit_cpu_threads sets the CPU affinity, which this platform does not offer (Linux only)")
     if xla_bridge.backends_are_initialized():
         raise RuntimeError("limit_cpu_threads must run before JAX starts its backend (before the first device use)")
-    allowed = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, allowed[:n])
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(allowed)[:n])
     try:
         jax.devices("cpu")
     finally:
-        os.sched_setaffinity(0, allowed)
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), allowed)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass

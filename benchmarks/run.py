@@ -147,18 +147,20 @@ def device_rows(rounds: int, quick: bool = False) -> list:
             rates[name] += _throughput("icfm", 2000, 2, devices=n, mesh=n > 1, split=split)
     one = np.median(rates["1 device"])
     same = np.median(rates["1 device, split=8"])
-    notes = {
+    fixed = {
         "1 device": "the whole batch, one loss call",
         "1 device, split=8": "the 8-device computation on one device (8 shards, vmapped)",
-        "8 devices": f"overhead ×{one / np.median(rates['8 devices']):.2f} vs 1 device, "
-        f"×{same / np.median(rates['8 devices']):.2f} vs 1 device with split=8",
-        "8 devices, split=1": "(global-batch loss partitioned by the compiler: one all-reduce operand per gradient "
-        "leaf)",
+    }
+    extra = {
+        "8 devices": lambda: f", ×{same / np.median(rates['8 devices']):.2f} vs 1 device with split=8",
+        "8 devices, split=1": lambda: (
+            " (global-batch loss partitioned by the compiler: one all-reduce operand per gradient leaf)"
+        ),
     }
     rows = []
     for name in plan:
-        note = f"overhead ×{one / np.median(rates[name]):.2f} vs 1 device"
-        note = notes.get(name, note) if name != "8 devices, split=1" else f"{note} {notes[name]}"
+        note = fixed.get(name) or f"overhead ×{one / np.median(rates[name]):.2f} vs 1 device"
+        note += extra[name]() if name in extra else ""
         rows.append([f"jaxflow I-CFM, {name}", _fmt(rates[name]), "steps/s", note])
     return rows
 

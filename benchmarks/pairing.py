@@ -18,8 +18,8 @@ CHUNK = 16  # batches paired in one call by the drawn-ahead exact pairing
 
 def _batches(key, size: int, count: int):
     k0, k1 = jax.random.split(key)
-    x0 = jax.vmap(lambda k: jf.data.sample("8gaussians", k, size))(jax.random.split(k0, count))
-    x1 = jax.vmap(lambda k: jf.data.sample("moons", k, size))(jax.random.split(k1, count))
+    x0 = jax.vmap(lambda k: jf.data.sample_toy(k, "8gaussians", size))(jax.random.split(k0, count))
+    x1 = jax.vmap(lambda k: jf.data.sample_toy(k, "moons", size))(jax.random.split(k1, count))
     return x0, x1
 
 

@@ -33,7 +33,7 @@ def train_jaxflow(method: str, steps: int, seeds: int):
 
     def data_fn(k):
         k0, k1 = jax.random.split(k)
-        return {"x0": jf.data.sample("8gaussians", k0, 256), "x1": jf.data.sample("moons", k1, 256)}
+        return {"x0": jf.data.sample_toy(k0, "8gaussians", 256), "x1": jf.data.sample_toy(k1, "moons", 256)}
 
     if ahead:
         data_fn = pair_in_data(data_fn, ExactOTCoupling())
@@ -79,11 +79,11 @@ def _sample_eval(params, x0):
 
 def evaluate(params, n: int = 2000, seed: int = 0) -> dict:
     k0, k1, k2 = jax.random.split(jax.random.key(10_000 + seed), 3)
-    x0 = jf.data.sample("8gaussians", k0, n)
-    target = np.asarray(jf.data.sample("moons", k1, n))
+    x0 = jf.data.sample_toy(k0, "8gaussians", n)
+    target = np.asarray(jf.data.sample_toy(k1, "moons", n))
     x, nfe, pe = _sample_eval(params, x0)
     w2 = jf.metrics.wasserstein(np.asarray(x), target)
-    w2_st = jf.metrics.wasserstein(np.asarray(jf.data.sample("8gaussians", k2, n)), target)
+    w2_st = jf.metrics.wasserstein(np.asarray(jf.data.sample_toy(k2, "8gaussians", n)), target)
     return {"w2": w2, "npe": float(jf.metrics.npe(pe, w2_st**2)), "nfe": int(nfe)}
 
 
@@ -93,12 +93,12 @@ def sampling_time(params, npz_path, n: int = 10_000, repeats: int = 3) -> dict:
         out = jf.sample(VELOCITY, x0, params=p, solver="dopri5", rtol=1e-4, atol=1e-4, save_trajectory=100)
         return out.trajectory, out.nfe
 
-    x0 = jf.data.sample("8gaussians", jax.random.key(0), n)
+    x0 = jf.data.sample_toy(jax.random.key(0), "8gaussians", n)
     jax.block_until_ready(draw(params, x0))
     jax_s, ref_s, nfe, ref_nfe = [], [], 0, 0
     for r in range(repeats):  # alternate A, B
         t0 = time.perf_counter()
-        _, nfe = jax.block_until_ready(draw(params, jf.data.sample("8gaussians", jax.random.key(r + 1), n)))
+        _, nfe = jax.block_until_ready(draw(params, jf.data.sample_toy(jax.random.key(r + 1), "8gaussians", n)))
         jax_s.append(time.perf_counter() - t0)
         ref = json.loads(_torch(["sample", str(npz_path), str(n), "1"]).strip().splitlines()[-1])
         ref_s += ref["seconds"]

@@ -40,7 +40,7 @@ def measure(method: str, steps: int, repeats: int, use_mesh: bool, split: int | 
 
     def data_fn(k):
         k0, k1 = jax.random.split(k)
-        return {"x0": jf.data.sample("8gaussians", k0, 256), "x1": jf.data.sample("moons", k1, 256)}
+        return {"x0": jf.data.sample_toy(k0, "8gaussians", 256), "x1": jf.data.sample_toy(k1, "moons", 256)}
 
     if ahead:
         data_fn = jf.couplings.pair_in_data(data_fn, coupling)

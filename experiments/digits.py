@@ -177,7 +177,7 @@ def run(cfg: DigitsConfig) -> dict:
     out_dir = results_dir(cfg.out_dir)
     key = jax.random.key(cfg.seed)
     data = jf.data.load_digits()
-    train_set, test_set = jf.data.split(data, jax.random.fold_in(key, 0), cfg.test_fraction)
+    train_set, test_set = jf.data.train_test_split(jax.random.fold_in(key, 0), data, cfg.test_fraction)
     n_half = test_set.images.shape[0] // 2
     half_a, half_b = test_set.images[:n_half], test_set.images[n_half : 2 * n_half]
 

@@ -115,7 +115,7 @@ def train_checkerboard(cfg, key):
         k0, k1 = jax.random.split(k)
         return {
             "x0": jax.random.normal(k0, (cfg.batch_size, 2)),
-            "x1": jf.data.sample("checkerboard", k1, cfg.batch_size),
+            "x1": jf.data.sample_toy(k1, "checkerboard", cfg.batch_size),
         }
 
     sched = optax.cosine_decay_schedule(cfg.learning_rate, cfg.train_steps)
@@ -159,8 +159,8 @@ def run(cfg: InterpolantsConfig) -> dict:
         )
     drift, score, losses = train_checkerboard(cfg, jax.random.fold_in(key, 1))
     x0 = jax.random.normal(jax.random.fold_in(key, 2), (cfg.n_samples, 2))
-    target = jf.data.sample("checkerboard", jax.random.fold_in(key, 3), cfg.n_samples)
-    floor = distance(key, jf.data.sample("checkerboard", jax.random.fold_in(key, 4), cfg.n_samples), target, cfg)
+    target = jf.data.sample_toy(jax.random.fold_in(key, 3), "checkerboard", cfg.n_samples)
+    floor = distance(key, jf.data.sample_toy(jax.random.fold_in(key, 4), "checkerboard", cfg.n_samples), target, cfg)
     # s = −η/γ is 0/0 at t = 0 (γ(0) = 0): start at t = δ, where x_δ ≈ x0 up to O(√δ)
     t0, t1 = cfg.delta, 1.0 - cfg.delta
     errs = sweep(drift, score, x0, jax.random.fold_in(key, 5), cfg, target, t0=t0, t1=t1)

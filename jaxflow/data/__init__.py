@@ -1,8 +1,16 @@
 """Toy 2-D samplers, Gaussian mixtures with closed-form velocity and score, shipped digits, local CIFAR-10."""
 
 from jaxflow.data.gmm import GaussianMixture
-from jaxflow.data.images import ImageData, from_unit_range, load_cifar10, load_digits, split, to_unit_range
-from jaxflow.data.toy import TOY_2D, get_sampler, sample
+from jaxflow.data.images import (
+    ImageData,
+    from_unit_range,
+    load_cifar10,
+    load_digits,
+    split,
+    to_unit_range,
+    train_test_split,
+)
+from jaxflow.data.toy import TOY_2D, get_sampler, sample, sample_toy
 
 __all__ = [
     "GaussianMixture",
@@ -13,6 +21,8 @@ __all__ = [
     "load_cifar10",
     "load_digits",
     "sample",
+    "sample_toy",
     "split",
     "to_unit_range",
+    "train_test_split",
 ]

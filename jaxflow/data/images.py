@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxflow._deprecation import deprecated_alias
+
 
 class ImageData(NamedTuple):
     images: jax.Array  # [N, H, W, C] float32 in [-1, 1]
@@ -42,7 +44,7 @@ def load_digits() -> ImageData:
     return ImageData(images, jnp.asarray(d.target, jnp.int32), 10)
 
 
-def split(data: ImageData, key: jax.Array, test_fraction: float = 0.2) -> tuple[ImageData, ImageData]:
+def train_test_split(key: jax.Array, data: ImageData, test_fraction: float = 0.2) -> tuple[ImageData, ImageData]:
     """A random train/test split (stratification-free), reproducible from `key`."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
@@ -55,6 +57,10 @@ def split(data: ImageData, key: jax.Array, test_fraction: float = 0.2) -> tuple[
         ImageData(data.images[te], data.labels[te], data.num_classes),
     )
 
+
+split = deprecated_alias(
+    train_test_split, "jaxflow.data.split", adapt=lambda data, key, test_fraction=0.2: ((key, data, test_fraction), {})
+)
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = ("test_batch",)

@@ -13,6 +13,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxflow._deprecation import deprecated_alias
+
 
 def gaussian(key, n):
     """Standard normal N(0, I₂)."""
@@ -87,7 +89,11 @@ def get_sampler(name: str):
     return TOY_2D[name]
 
 
-def sample(name: str, key: jax.Array, n: int) -> jax.Array:
-    if not isinstance(n, int) or n <= 0:
+def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
+    """n points [n, 2] of the 2-D toy data set `name` (see `TOY_2D`)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive int, got {n!r}")
     return get_sampler(name)(key, n)
+
+
+sample = deprecated_alias(sample_toy, "jaxflow.data.sample", adapt=lambda name, key, n: ((key, name, n), {}))

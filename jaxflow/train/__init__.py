@@ -2,7 +2,16 @@
 
 from jaxflow.train.data import ArraySource, IteratorSource, Prefetch
 from jaxflow.train.evaluate import make_evaluator
-from jaxflow.train.loop import MetricsLog, checkpoint_manager, fit, plot_loss_curve, restore_latest
+from jaxflow.train.loop import (
+    ConfigMismatchError,
+    MetricsLog,
+    checkpoint_manager,
+    fit,
+    plot_loss_curve,
+    read_jsonl,
+    restore_latest,
+    save_checkpoint,
+)
 from jaxflow.train.sharding import (
     DATA_AXIS,
     batch_sharding,
@@ -24,6 +33,7 @@ __all__ = [
     "DATA_AXIS",
     "Ema",
     "EmaState",
+    "ConfigMismatchError",
     "MetricsLog",
     "NonFiniteLossError",
     "TrainState",
@@ -37,7 +47,9 @@ __all__ = [
     "limit_cpu_threads",
     "make_train_step",
     "plot_loss_curve",
+    "read_jsonl",
     "replicated",
     "restore_latest",
+    "save_checkpoint",
     "shard_batch",
 ]

@@ -1,8 +1,23 @@
-"""The training loop as a library function: checkpoints (orbax), resume, non-finite guard, evaluation, logging."""
+"""The training loop as a library function: checkpoints (orbax), resume, non-finite guard, evaluation, logging.
+
+Reliability contract (each part has a test that fails without it, tests/train/test_train.py and test_faults.py):
+- resume: a run restarted on the same `checkpoint_dir` continues from the newest readable checkpoint and executes
+  only the steps after it;
+- damage: a checkpoint that cannot be read, or whose content does not match the checksum stored beside it, is skipped
+  with a warning naming it, and the next older kept checkpoint is used;
+- configuration: the `config` passed to `fit` is stored with every checkpoint; resuming with a different one raises
+  `ConfigMismatchError` (naming the differing keys) unless `allow_config_change=True`;
+- log: `metrics.jsonl` is appended one whole line per write (a single `write` of the line and its newline, flushed
+  and fsynced); a line torn by a kill is dropped and the file repaired on resume; an existing log of an earlier run
+  is never deleted (a fresh run moves it aside to `metrics.<n>.jsonl`);
+- non-finite loss: `NonFiniteLossError` names the step; the newest checkpoint stays the last good one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -17,67 +32,201 @@ from jaxflow.train.data import Prefetch
 from jaxflow.train.state import TrainState
 from jaxflow.train.step import NonFiniteLossError, first_non_finite
 
+logger = logging.getLogger("jaxflow.train")
+
+
+class ConfigMismatchError(ValueError):
+    """Raised when a run resumes a checkpoint written under a different configuration."""
+
 
 class MetricsLog:
-    """Metrics as JSON lines, one record per logged step. On resume, records past the restored step are dropped so
-    that every step appears once."""
+    """Metrics as JSON lines, one record per logged step.
+
+    `resume_step > 0`: records past the restored step are dropped (they are about to be redone) so that every step
+    appears once; a torn last line is dropped. `resume_step == 0` on an existing non-empty log: the old file is kept
+    under the first free name `metrics.<n>.jsonl` and a new one is started.
+    """
 
     def __init__(self, path: str | os.PathLike | None, resume_step: int = 0):
         self.path = None if path is None else Path(path)
         self.records: list[dict] = []
+        self.moved_to: Path | None = None
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and resume_step > 0:
-            self.records = [r for r in self._read_file() if r.get("step", 0) <= resume_step]
-        with open(self.path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in self.records)
+        if not self.path.exists():
+            return
+        old = read_jsonl(self.path)
+        if resume_step > 0:
+            self.records = [r for r in old if r.get("step", 0) <= resume_step]
+            _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+        elif self.path.stat().st_size > 0:
+            self.moved_to = _free_name(self.path)
+            os.replace(self.path, self.moved_to)
+            logger.warning("a log of an earlier run exists; kept as %s, starting %s", self.moved_to, self.path)
 
     def write(self, record: dict) -> None:
         self.records.append(record)
         if self.path is None:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        data = (json.dumps(record) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)  # one write: a kill leaves either nothing or a prefix of this line
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def read(self) -> list[dict]:
         """Every record of this run, the resumed part included."""
         return list(self.records)
 
-    def _read_file(self) -> list[dict]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Records of a JSON-lines file; a torn (unterminated or unparsable) last line is dropped with a warning."""
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    complete, tail = lines[:-1], lines[-1]  # tail is "" when the file ends with a newline
+    records = []
+    for i, line in enumerate(complete):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(complete) - 1 and not tail:
+                logger.warning("dropping a torn last line of %s", path)
+                break
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON ({e}); the log is damaged before its end") from e
+    if tail.strip():
+        logger.warning("dropping a torn last line of %s (%d bytes without a newline)", path, len(tail))
+    return records
+
+
+def _free_name(path: Path) -> Path:
+    n = 1
+    while (candidate := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def checkpoint_manager(directory: str | os.PathLike, keep: int = 3) -> ocp.CheckpointManager:
     """Orbax manager that keeps the newest `keep` checkpoints; saves are atomic (written aside, then renamed)."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
 
-def restore_latest(manager: ocp.CheckpointManager, template: TrainState) -> TrainState | None:
-    step = manager.latest_step()
-    if step is None:
+def state_checksum(state) -> str | None:
+    """sha256 over the bytes, shapes and dtypes of every leaf (None when a leaf is not addressable here)."""
+    h = hashlib.sha256()
+    try:
+        for leaf in jax.tree.leaves(state):
+            a = np.asarray(jax.device_get(leaf))
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    except (RuntimeError, ValueError):  # arrays spread over other hosts: no local checksum
         return None
+    return h.hexdigest()
+
+
+def canonical_config(config) -> dict | None:
+    """A JSON-able dict of a config (dataclass, dict or None) for storage and comparison."""
+    if config is None:
+        return None
+    import dataclasses
+
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict or a dataclass instance, got {type(config).__name__}")
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, step: int, state, config=None) -> None:
+    meta = {"step": int(step), "checksum": state_checksum(state), "config": canonical_config(config)}
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+
+def _restore_one(manager, step, template):
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    out = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+    )
+    state, meta = out["state"], out["meta"]
+    stored = meta.get("checksum")
+    if stored is not None:
+        actual = state_checksum(state)
+        if actual is not None and actual != stored:
+            raise ValueError("content does not match the checksum written with it")
+    return state, meta
+
+
+def _config_diff(stored: dict | None, given: dict | None) -> list[str]:
+    if stored is None or given is None:
+        return []
+    keys = sorted(set(stored) | set(given))
+    return [f"{k}: {stored.get(k)!r} -> {given.get(k)!r}" for k in keys if stored.get(k) != given.get(k)]
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager, template: TrainState, *, config=None, allow_config_change: bool = False
+) -> TrainState | None:
+    """The newest readable checkpoint, or None when there is none.
+
+    Checkpoints are tried newest first; one that fails to load or whose checksum does not match is skipped with a
+    warning. A stored configuration that differs from `config` raises `ConfigMismatchError` unless
+    `allow_config_change`.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    given = canonical_config(config)
+    for step in steps:
+        try:
+            state, meta = _restore_one(manager, step, template)
+        except Exception as e:  # noqa: BLE001 - any failure to read means: damaged, try the next older one
+            logger.warning("checkpoint %d in %s is unreadable (%s: %s); trying an older one", step,
+                           manager.directory, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+            continue
+        diff = _config_diff(meta.get("config"), given)
+        if diff and not allow_config_change:
+            raise ConfigMismatchError(
+                f"checkpoint {step} in {manager.directory} was written with a different configuration: "
+                + "; ".join(diff)
+                + ". Resume with the same configuration, use another checkpoint_dir, or pass allow_config_change=True."
+            )
+        if step != steps[0]:
+            logger.warning("resuming from checkpoint %d (newer ones were unreadable)", step)
+        else:
+            logger.info("resuming from checkpoint %d", step)
+        return state
+    if steps:
+        logger.warning("no readable checkpoint in %s (tried %s); starting from scratch", manager.directory, steps)
+    return None
 
 
 def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the user's backend is left alone
 
     rows = [r for r in records if "loss" in r]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
-    ax.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    losses = np.asarray([r["loss"] for r in rows])
+    ax.set(xlabel="step", ylabel="loss", yscale="log" if np.all(losses > 0) else "linear", title="training loss")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def fit(
@@ -90,6 +239,8 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 3,
+    config=None,
+    allow_config_change: bool = False,
     eval_fn: Callable[[TrainState], dict] | None = None,
     eval_every: int | None = None,
     log_dir: str | os.PathLike | None = None,
@@ -98,23 +249,50 @@ def fit(
 ) -> tuple[TrainState, list[dict]]:
     """Train `state` to `num_steps` total steps with `step_fn` from `make_train_step`.
 
-    Resumes from the newest checkpoint in `checkpoint_dir` when there is one. `batches_fn(step, n)` supplies stacked
-    batches [n, B, ...] when the step does not draw its own. Writes `metrics.jsonl` and `loss.png` under `log_dir`.
+    Resumes from the newest readable checkpoint in `checkpoint_dir` when there is one (see the module docstring).
+    A checkpoint is written at the first chunk boundary at or past every multiple of `checkpoint_every` (default:
+    10 chunks) and at the end. `config` (a dict or dataclass, e.g. the study's config) is stored with every
+    checkpoint and checked on resume. `batches_fn(step, n)` supplies stacked batches [n, B, ...] when the step does
+    not draw its own. Writes `metrics.jsonl` and `loss.png` under `log_dir`.
     A non-finite loss raises `NonFiniteLossError` naming the step; the newest checkpoint stays the last good one.
     """
-    if steps_per_call < 1 or num_steps < 0:
-        raise ValueError("steps_per_call must be >= 1 and num_steps >= 0")
+    if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be a positive int, got {steps_per_call!r}")
+    if not isinstance(num_steps, int | np.integer) or num_steps < 0:
+        raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     checkpoint_every = checkpoint_every or steps_per_call * 10
+    canonical_config(config)  # a bad config fails before any work
     manager = None if checkpoint_dir is None else checkpoint_manager(checkpoint_dir, keep_checkpoints)
-    if manager is not None:
-        restored = restore_latest(manager, state)
-        state = restored if restored is not None else state
-    start = int(np.max(jax.device_get(state.step)))
-    if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
-        batches_fn.total = num_steps
-    log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
-    bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
+    try:
+        if manager is not None:
+            restored = restore_latest(manager, state, config=config, allow_config_change=allow_config_change)
+            state = restored if restored is not None else state
+        start = int(np.max(jax.device_get(state.step)))
+        if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
+            batches_fn.total = num_steps
+        log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
+        state = _train(state, step_fn, start, num_steps, steps_per_call, batches_fn, manager, checkpoint_every,
+                       config, eval_fn, eval_every, log, progress, desc)
+    finally:
+        if manager is not None:
+            manager.wait_until_finished()
+            manager.close()
+    records = log.read()
+    if log_dir is not None:
+        plot_loss_curve(records, Path(log_dir) / "loss.png")
+    return state, records
+
+
+def _train(state, step_fn, start, num_steps, steps_per_call, batches_fn, manager, checkpoint_every, config,
+           eval_fn, eval_every, log, progress, desc):
+    bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if _is_terminal() else 30.0)
     step = start
+    next_save = (start // checkpoint_every + 1) * checkpoint_every
     t_last = time.perf_counter()
     try:
         while step < num_steps:
@@ -130,19 +308,20 @@ def fit(
             rate = n / max(now - t_last, 1e-9)
             t_last = now
             record = {"step": step, "loss": loss, "steps_per_s": rate}
-            if eval_fn is not None and eval_every and (step % eval_every == 0 or step == num_steps):
+            if eval_fn is not None and eval_every and (step % eval_every < n or step == num_steps):
                 record.update({f"eval/{k}": v for k, v in eval_fn(state).items()})
             log.write(record)
             bar.update(n)
             bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.0f}")
-            if manager is not None and (step % checkpoint_every == 0 or step == num_steps):
-                manager.save(step, args=ocp.args.StandardSave(state))
+            if manager is not None and (step >= next_save or step == num_steps):
+                save_checkpoint(manager, step, state, config)
+                next_save = (step // checkpoint_every + 1) * checkpoint_every
     finally:
         bar.close()
-        if manager is not None:
-            manager.wait_until_finished()
-            manager.close()
-    records = log.read()
-    if log_dir is not None:
-        plot_loss_curve(records, Path(log_dir) / "loss.png")
-    return state, records
+    return state
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()

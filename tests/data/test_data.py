@@ -67,22 +67,22 @@ def test_gmm_bad_input():
 
 @pytest.mark.parametrize("name", sorted(TOY_2D))
 def test_toy_samplers(name):
-    x = jf.data.sample(name, jax.random.key(0), 5000)
+    x = jf.data.sample_toy(jax.random.key(0), name, 5000)
     assert x.shape == (5000, 2) and bool(jnp.all(jnp.isfinite(x)))
-    again = jf.data.sample(name, jax.random.key(0), 5000)
+    again = jf.data.sample_toy(jax.random.key(0), name, 5000)
     np.testing.assert_array_equal(x, again)  # same key, same draw
 
 
 def test_reference_scalings():
-    x = jf.data.sample("8gaussians", jax.random.key(0), 50_000)
+    x = jf.data.sample_toy(jax.random.key(0), "8gaussians", 50_000)
     # centres on the circle of radius 5, per-coordinate variance sqrt(0.1)
     r = jnp.linalg.norm(x, axis=1)
     assert abs(float(jnp.median(r)) - 5.0) < 0.1
-    m = jf.data.sample("moons", jax.random.key(0), 50_000)
+    m = jf.data.sample_toy(jax.random.key(0), "moons", 50_000)
     # sklearn moons have mean (0.5, 0.25); mapped by 3x − 1
     np.testing.assert_allclose(m.mean(0), [0.5, -0.25], atol=0.05)
 
 
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown data set"):
-        jf.data.sample("spirals", jax.random.key(0), 10)
+        jf.data.sample_toy(jax.random.key(0), "spirals", 10)

@@ -51,9 +51,9 @@ def test_digits_and_split():
     d = jf.data.load_digits()
     assert d.images.shape == (1797, 8, 8, 1) and d.num_classes == 10
     assert float(d.images.min()) == -1.0 and float(d.images.max()) == 1.0
-    tr, te = jf.data.split(d, jax.random.key(0), 0.2)
+    tr, te = jf.data.train_test_split(jax.random.key(0), d, 0.2)
     assert tr.images.shape[0] + te.images.shape[0] == 1797 and te.images.shape[0] == 359
-    tr2, _ = jf.data.split(d, jax.random.key(0), 0.2)
+    tr2, _ = jf.data.train_test_split(jax.random.key(0), d, 0.2)
     np.testing.assert_array_equal(tr.labels, tr2.labels)
     # the split is a partition: pixel sums add up
     np.testing.assert_allclose(tr.images.sum() + te.images.sum(), d.images.sum(), rtol=1e-5)

@@ -27,7 +27,7 @@ def main(steps: int, use_mesh: bool, split: int | None = None):
 
     def data_fn(k):
         k0, k1 = jax.random.split(k)
-        return {"x0": jax.random.normal(k0, (64, 2)), "x1": jf.data.sample("moons", k1, 64)}
+        return {"x0": jax.random.normal(k0, (64, 2)), "x1": jf.data.sample_toy(k1, "moons", 64)}
 
     mesh = data_mesh() if use_mesh else None
     state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
@@ -38,7 +38,7 @@ def main(steps: int, use_mesh: bool, split: int | None = None):
     local = jax.tree.map(lambda a: a.addressable_shards[0].data, (state.params, metrics["loss"]))
     params, losses = local
     total = float(sum(jnp.sum(p) for p in jax.tree.leaves(params)))
-    target = jf.data.sample("moons", jax.random.key(7), 512)
+    target = jf.data.sample_toy(jax.random.key(7), "moons", 512)
     evaluator = jf.train.make_evaluator(
         velocity_fn(mod),
         jf.data.get_sampler("gaussian"),

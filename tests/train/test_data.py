@@ -74,7 +74,14 @@ def test_fit_with_prefetched_array_source_resumes_exactly(tmp_path):
     full, _ = fit(state, step, 50, steps_per_call=10, batches_fn=source(), progress=False)
     ck = tmp_path / "ck"
     fit(state, step, 30, steps_per_call=10, batches_fn=source(), checkpoint_dir=ck, checkpoint_every=10, progress=False)
-    resumed, _ = fit(state, step, 50, steps_per_call=10, batches_fn=source(), checkpoint_dir=ck, progress=False)
+    executed = []
+
+    def counted(s, b, n):
+        executed.append(n)
+        return step(s, b, n)
+
+    resumed, _ = fit(state, counted, 50, steps_per_call=10, batches_fn=source(), checkpoint_dir=ck, progress=False)
+    assert sum(executed) == 20  # only the steps after the checkpoint at 30 ran
     for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 

@@ -90,27 +90,12 @@ def time_grid(kind: str, n: int, delta: float) -> jax.Array:
 
 @jax.jit
 def euler(gmm, x0, ts):
-    def step(x, tt):
-        t, t_next = tt
-        return x + (t_next - t) * gmm.velocity(t, x), None
-
-    x, _ = jax.lax.scan(step, x0, (ts[:-1], ts[1:]))
-    return x
+    return jf.sample(gmm.velocity, x0, solver="euler", grid=ts, t0=ts[0], t1=ts[-1]).x
 
 
 @jax.jit
 def rk4(gmm, x0, ts):
-    def step(x, tt):
-        t, t_next = tt
-        h = t_next - t
-        k1 = gmm.velocity(t, x)
-        k2 = gmm.velocity(t + h / 2, x + h / 2 * k1)
-        k3 = gmm.velocity(t + h / 2, x + h / 2 * k2)
-        k4 = gmm.velocity(t_next, x + h * k3)
-        return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
-
-    x, _ = jax.lax.scan(step, x0, (ts[:-1], ts[1:]))
-    return x
+    return jf.sample(gmm.velocity, x0, solver=jf.sampling.RK4(), grid=ts, t0=ts[0], t1=ts[-1]).x
 
 
 @jax.jit

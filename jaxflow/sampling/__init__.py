@@ -11,20 +11,34 @@ from jaxflow.sampling.likelihood import (
 )
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
 from jaxflow.sampling.sde import SDE_SOLVERS, diffusion_epsilon, sample_sde, score_to_drift
+from jaxflow.sampling.solvers import (
+    RK4,
+    SDE_SOLVER_NAMES,
+    SOLVER_NAMES,
+    SolverError,
+    evaluation_counts,
+    resolve_solver,
+)
 
 __all__ = [
     "LikelihoodOutput",
+    "RK4",
     "SDE_SOLVERS",
+    "SDE_SOLVER_NAMES",
+    "SOLVER_NAMES",
     "SOLVERS",
     "SampleOutput",
+    "SolverError",
     "bits_per_dim",
     "check_labels",
     "diffusion_epsilon",
     "drop_labels",
+    "evaluation_counts",
     "exact_divergence",
     "guided",
     "hutchinson_divergence",
     "log_likelihood",
+    "resolve_solver",
     "sample",
     "sample_sde",
     "score_to_drift",

@@ -1,4 +1,4 @@
-"""Log-likelihood through the augmented ODE (PAPERS.md §4): d log p_t(x_t)/dt = −∇·v(t, x_t).
+"""Log-likelihood through the augmented ODE (Chen et al. 2018, 'Neural ordinary differential equations'; Grathwohl et al. 2019, FFJORD): d log p_t(x_t)/dt = −∇·v(t, x_t).
 
 From data x at t1 the state (x, Δ) is integrated backwards to t0 with dx/dt = v and dΔ/dt = ∇·v, so that
 Δ(t0) = −∫_{t0}^{t1} ∇·v dt and log p_{t1}(x) = log p_{t0}(x(t0)) + Δ(t0).
@@ -18,7 +18,17 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import check_array, check_choice
-from jaxflow.sampling.ode import SOLVERS, _nfe, bind
+from jaxflow.sampling.ode import bind
+from jaxflow.sampling.solvers import (
+    check_field_output,
+    check_interval,
+    check_steps,
+    clean_solver_errors,
+    evaluation_counts,
+    finite_or_raise,
+    resolve_controller,
+    resolve_solver,
+)
 
 METHODS = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -76,12 +86,15 @@ def log_likelihood(
     key: jax.Array | None = None,
     n_probes: int = 1,
     probe: str = "rademacher",
-    solver: str = "tsit5",
+    solver: diffrax.AbstractSolver | str = "tsit5",
     steps: int = 100,
     t0: float = 0.0,
     t1: float = 1.0,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = True,
     prior_log_prob: Callable = standard_normal_log_prob,
     max_steps: int = 16_384,
 ) -> LikelihoodOutput:
@@ -89,17 +102,19 @@ def log_likelihood(
 
     velocity: `v(t, x)` or, with `params`, the model boundary `v(params, t, x, cond)`.
     method: `exact` or `hutchinson` (needs `key`; `n_probes` probes of kind `probe`).
-    solver: any of `jaxflow.sample`'s solvers (fixed `steps` for euler/heun/midpoint; rtol/atol when adaptive).
+    solver, stepsize_controller, adjoint, throw: as in `jaxflow.sample` (any diffrax solver object or a shorthand;
+      the adaptive shorthands use a PID controller with rtol/atol). nfe counts evaluations of the augmented field.
     """
     check_choice(method, "divergence method", METHODS)
     check_choice(probe, "probe", PROBES)
-    check_choice(solver, "solver", SOLVERS)
+    solver, adaptive = resolve_solver(solver)
     x = check_array(x, "x")
     if x.ndim < 2:
         raise ValueError(f"x must be a batch [B, ...], got shape {x.shape}")
-    if t0 == t1:
-        raise ValueError("t0 and t1 must differ")
+    check_steps(steps)
+    check_interval(t0, t1)
     velocity = bind(velocity, params, cond)
+    check_field_output(velocity, t1, x, "velocity")
 
     if method == "hutchinson":
         if key is None:
@@ -122,19 +137,31 @@ def log_likelihood(
 
     def field(t, state, args):
         y, _ = state
-        return velocity(t, y), div(t, y)
+        v, d = velocity(t, y), div(t, y)
+        if throw:
+            v = finite_or_raise(v, "the velocity")
+        return v, d
 
-    cls, _, adaptive = SOLVERS[solver]
-    if adaptive:
-        controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), None
-    else:
-        controller, dt0 = diffrax.ConstantStepSize(), (t0 - t1) / steps
-    state0 = (x, jnp.zeros(x.shape[0], x.dtype))
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), cls(), t1, t0, dt0, state0, stepsize_controller=controller, max_steps=max_steps
+    controller, dt0 = resolve_controller(
+        adaptive, stepsize_controller, steps=steps, grid=None, t0=t1, t1=t0, rtol=rtol, atol=atol
     )
-    z, delta = sol.ys[0][-1], sol.ys[1][-1]
-    log_prob = prior_log_prob(z) + delta
-    dim = math.prod(x.shape[1:])
+    state0 = (x, jnp.zeros(x.shape[0], x.dtype))
+    kwargs = {} if adjoint is None else {"adjoint": adjoint}
+    with clean_solver_errors("jaxflow.sampling.log_likelihood"):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), solver, t1, t0, dt0, state0, stepsize_controller=controller, max_steps=max_steps,
+            throw=throw, **kwargs,
+        )
+        z, delta = sol.ys[0][-1], sol.ys[1][-1]
+        log_prob = prior_log_prob(z) + delta
+        if throw:
+            log_prob = _final(log_prob, "the log-likelihood")
+        dim = math.prod(x.shape[1:])
     num_steps = sol.stats["num_steps"]
-    return LikelihoodOutput(log_prob, bits_per_dim(log_prob, dim), z, _nfe(solver, num_steps), num_steps)
+    a, b = evaluation_counts(solver, adaptive=isinstance(controller, diffrax.AbstractAdaptiveStepSizeController))
+    return LikelihoodOutput(log_prob, bits_per_dim(log_prob, dim), z, a + b * num_steps, num_steps)
+
+
+def _final(value, what: str = "the final state"):
+    with clean_solver_errors("jaxflow.sampling.log_likelihood"):
+        return finite_or_raise(value, what)

@@ -1,4 +1,4 @@
-"""One entry point over diffrax for ODE sampling: `jaxflow.sample(velocity, x0, solver=..., ...)` (PAPERS.md §4)."""
+"""One entry point over diffrax for ODE sampling: `jaxflow.sample(velocity, x0, solver=..., ...)`."""
 
 from __future__ import annotations
 
@@ -9,28 +9,37 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import check_array, check_choice, is_concrete
+from jaxtyping import Array, Float
 
-# solver name -> (diffrax class, function evaluations per step, adaptive)
-SOLVERS: dict[str, tuple[type, int, bool]] = {
-    "euler": (diffrax.Euler, 1, False),
-    "heun": (diffrax.Heun, 2, False),
-    "midpoint": (diffrax.Midpoint, 2, False),
-    "tsit5": (diffrax.Tsit5, 6, True),
-    "dopri5": (diffrax.Dopri5, 6, True),
-}
+from jaxflow._checks import check_array
+from jaxflow.sampling.solvers import (
+    SOLVER_NAMES,
+    check_field_output,
+    check_interval,
+    check_steps,
+    clean_solver_errors,
+    evaluation_counts,
+    finite_or_raise,
+    resolve_controller,
+    resolve_solver,
+)
+
+# kept for one release: the shorthand names (use SOLVER_NAMES, or pass a diffrax solver object)
+SOLVERS = SOLVER_NAMES
 
 
 class SampleOutput(NamedTuple):
     """x: final state [B, ...]; ts: saved times [T] or None; trajectory: [T, B, ...] or None;
     nfe: number of velocity evaluations (for the whole batch, which is one ODE state); num_steps: steps taken
-    (accepted and rejected)."""
+    (accepted and rejected); result: diffrax's result code (`diffrax.RESULTS.successful` unless the solve failed
+    with `throw=False`)."""
 
     x: jax.Array
     ts: jax.Array | None
     trajectory: jax.Array | None
     nfe: jax.Array
     num_steps: jax.Array
+    result: diffrax.RESULTS | None = None
 
 
 def bind(field: Callable, params=None, cond=None) -> Callable:
@@ -40,49 +49,60 @@ def bind(field: Callable, params=None, cond=None) -> Callable:
     return lambda t, x: field(params, t, x, cond)
 
 
-def _nfe(solver: str, num_steps):
-    _, per_step, adaptive = SOLVERS[solver]
-    if not adaptive:
-        return num_steps * per_step
-    # FSAL Runge-Kutta: one evaluation at the start, then 6 new stages per attempted (accepted or rejected) step.
-    # Checked against a run-time call counter in tests/sampling.
-    return 1 + per_step * num_steps
-
-
 def sample(
     velocity: Callable,
-    x0: jax.Array,
+    x0: Float[Array, "B *event"],
     *,
     params=None,
     cond=None,
-    solver: str = "euler",
+    solver: diffrax.AbstractSolver | str = "euler",
     steps: int = 100,
     t0: float = 0.0,
     t1: float = 1.0,
     grid: jax.Array | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     pcoeff: float = 0.0,
     icoeff: float = 1.0,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = True,
     save_trajectory: bool | int | jax.Array = False,
     max_steps: int = 16_384,
 ) -> SampleOutput:
-    """Integrate dx/dt = v(t, x) from t0 to t1 (t1 < t0 runs backwards in time).
+    """Integrate dx/dt = v(t, x) from t0 to t1 (t1 < t0 runs backwards in time) with diffrax.
 
     velocity: `v(t, x)` with x [B, ...]; or, when `params` is given, the model boundary `v(params, t, x, cond)`.
-    solver: `euler`, `heun`, `midpoint` (fixed `steps`, or the explicit time `grid` [N+1] from t0 to t1) or
-    `tsit5`, `dopri5` (adaptive, PID controller with `rtol`, `atol`, `pcoeff`, `icoeff`).
+      Its output must have x's shape and dtype (checked once at trace time).
+    solver: any `diffrax.AbstractSolver` instance (e.g. `diffrax.Ralston()`, `diffrax.Tsit5()`, a user subclass of
+      `diffrax.AbstractERK`), or a shorthand from `SOLVER_NAMES`. Fixed steps: `steps` uniform steps or the explicit
+      time `grid` [N+1] from t0 to t1. Adaptive: pass `stepsize_controller` (e.g. `diffrax.PIDController`); the
+      adaptive shorthands (`tsit5`, `dopri5`, ...) default to a PID controller with `rtol`, `atol`, `pcoeff`, `icoeff`.
+    adjoint: passed to diffeqsolve (default: diffrax's recursive checkpointing). `params` reach the solver as
+      diffrax's `args`, so `diffrax.BacksolveAdjoint()` differentiates them; it cannot differentiate values a
+      `v(t, x)` closure captures (a diffrax limitation): pass those as `params`.
+    throw: raise on solver failure (diffrax's `throw`) and on a non-finite velocity or final state (an error that
+      also works under jit). With `throw=False` failures are left to the caller (see `SampleOutput.result`).
     save_trajectory: False; True (101 uniform times); an int (that many uniform times); or an array of times.
+    Returns `SampleOutput`; `nfe` counts velocity evaluations of the whole batch (one ODE state), for any solver.
     """
-    check_choice(solver, "solver", SOLVERS)
+    solver, adaptive = resolve_solver(solver)
     x0 = check_array(x0, "x0")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if t0 == t1:
-        raise ValueError("t0 and t1 must differ")
-    velocity = bind(velocity, params, cond)
-    term = diffrax.ODETerm(lambda t, y, args: velocity(t, y))
-    cls, _, adaptive = SOLVERS[solver]
+    if x0.ndim < 1:
+        raise ValueError(f"x0 must have a batch axis, shape [B, ...], got shape {x0.shape}")
+    check_steps(steps)
+    check_interval(t0, t1)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    check_field_output(bind(velocity, params, cond), t0, x0, "velocity")
+    # params and cond travel as diffrax's `args` (not closed over), so every adjoint (BacksolveAdjoint too) sees them
+    args = None if params is None else (params, cond)
+
+    def field(t, y, args):
+        v = velocity(t, y) if args is None else velocity(args[0], t, y, args[1])
+        return finite_or_raise(v, "the velocity") if throw else v
+
+    term = diffrax.ODETerm(field)
     if save_trajectory is False or save_trajectory is None:
         saveat = diffrax.SaveAt(t1=True)
         ts = None
@@ -90,27 +110,34 @@ def sample(
         if save_trajectory is True:
             ts = jnp.linspace(t0, t1, 101)
         elif isinstance(save_trajectory, int):
+            if save_trajectory < 2:
+                raise ValueError(f"save_trajectory as an int must be >= 2 (times), got {save_trajectory}")
             ts = jnp.linspace(t0, t1, save_trajectory)
         else:
             ts = jnp.asarray(save_trajectory)
         saveat = diffrax.SaveAt(ts=ts)
-    if adaptive:
-        controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff)
-        dt0 = None
-    elif grid is not None:
-        grid = jnp.asarray(grid)
-        if is_concrete(grid) and (abs(float(grid[0]) - t0) > 1e-12 or abs(float(grid[-1]) - t1) > 1e-12):
-            raise ValueError(f"grid must run from t0={t0} to t1={t1}")
-        controller = diffrax.StepTo(ts=grid)
-        dt0 = None
-    else:
-        controller = diffrax.ConstantStepSize()
-        dt0 = (t1 - t0) / steps
-    sol = diffrax.diffeqsolve(
-        term, cls(), t0, t1, dt0, x0, saveat=saveat, stepsize_controller=controller, max_steps=max_steps
+    controller, dt0 = resolve_controller(
+        adaptive, stepsize_controller, steps=steps, grid=grid, t0=t0, t1=t1, rtol=rtol, atol=atol,
+        pcoeff=pcoeff, icoeff=icoeff,
     )
+    is_adaptive = isinstance(controller, diffrax.AbstractAdaptiveStepSizeController)
+    kwargs = {} if adjoint is None else {"adjoint": adjoint}
+    with clean_solver_errors("jaxflow.sample"):
+        sol = diffrax.diffeqsolve(
+            term, solver, t0, t1, dt0, x0, args=args, saveat=saveat, stepsize_controller=controller, max_steps=max_steps,
+            throw=throw, **kwargs,
+        )
     num_steps = sol.stats["num_steps"]
-    nfe = _nfe(solver, num_steps)
+    a, b = evaluation_counts(solver, kind="ode", adaptive=is_adaptive)
+    nfe = a + b * num_steps
+    x = sol.ys[-1]
+    if throw:
+        x = _final(x)
     if ts is None:
-        return SampleOutput(sol.ys[-1], None, None, nfe, num_steps)
-    return SampleOutput(sol.ys[-1], ts, sol.ys, nfe, num_steps)
+        return SampleOutput(x, None, None, nfe, num_steps, sol.result)
+    return SampleOutput(x, ts, sol.ys, nfe, num_steps, sol.result)
+
+
+def _final(value, what: str = "the final state"):
+    with clean_solver_errors("jaxflow.sample"):
+        return finite_or_raise(value, what)

@@ -1,4 +1,4 @@
-"""SDE sampling through diffrax (PAPERS.md §4): dX = (b ± ε s) dt + √(2ε) dW.
+"""SDE sampling through diffrax (Albergo, Boffi & Vanden-Eijnden 2023, arXiv:2303.08797; Song et al. 2021): dX = (b ± ε s) dt + √(2ε) dW.
 
 Given a drift b(t, x) whose ODE transports the marginals p_t (a velocity, or an interpolant's drift) and the score
 s = ∇ log p_t, every ε ≥ 0 gives an SDE with the same marginals:
@@ -11,8 +11,9 @@ s = ∇ log p_t, every ε ≥ 0 gives an SDE with the same marginals:
 forward noising SDE: with it the forward sampler is the reverse-time VP / VE sampler of score-based diffusion
 (for the VP-SDE ε(t) = ½ β(1 − t); for VE ε(t) = σ(t)² log(σ_max/σ_min)).
 
-Solvers: Euler–Maruyama (`euler`, one drift-and-score evaluation per step) and stochastic Heun (`heun`, two; it
-converges to the Stratonovich solution, which equals the Itô one here because the noise is additive).
+Solvers: any diffrax solver object that handles an additive-noise SDE (`diffrax.Euler()` is Euler–Maruyama,
+`diffrax.Heun()` stochastic Heun, which converges to the Stratonovich solution, equal to the Itô one here because the
+noise is additive; `diffrax.SEA()`, `diffrax.ShARK()`, ...), or the shorthands in `SDE_SOLVER_NAMES`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ import jax
 import jax.numpy as jnp
 import lineax
 
-from jaxflow._checks import check_array, check_choice, is_concrete
+from jaxflow._checks import check_array, is_concrete
 from jaxflow.paths.schedulers import Scheduler
 from jaxflow.sampling.ode import SampleOutput, bind
+from jaxflow.sampling.solvers import (
+    SDE_SOLVER_NAMES,
+    check_field_output,
+    check_interval,
+    check_steps,
+    clean_solver_errors,
+    evaluation_counts,
+    finite_or_raise,
+    resolve_solver,
+)
 
-SDE_SOLVERS: dict[str, tuple[type, int]] = {"euler": (diffrax.Euler, 1), "heun": (diffrax.Heun, 2)}
+SDE_SOLVERS = SDE_SOLVER_NAMES  # kept for one release
 
 
 def diffusion_epsilon(scheduler: Scheduler) -> Callable:
@@ -57,28 +68,31 @@ def sample_sde(
     key: jax.Array,
     *,
     epsilon: float | Callable = 1.0,
-    solver: str = "euler",
+    solver: diffrax.AbstractSolver | str = "euler",
     steps: int = 100,
     t0: float = 0.0,
     t1: float = 1.0,
     params=None,
     cond=None,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = True,
     save_trajectory: bool | int = False,
 ) -> SampleOutput:
     """Integrate the SDE above from x0 at t0 to t1 with `steps` fixed steps.
 
     drift, score: `f(t, x)` with x [B, ...]; or, when `params` is given, model boundaries `f(params, t, x, cond)`.
-    epsilon: ε ≥ 0, a float (vmap-able) or a function of t. Returns SampleOutput (nfe counts drift-and-score
-    evaluations of the whole batch).
+    epsilon: ε ≥ 0, a float (vmap-able) or a function of t.
+    solver: a diffrax solver object or a shorthand (`euler`, `heun`); adjoint, throw: as in `jaxflow.sample`.
+    Returns SampleOutput (nfe counts drift-and-score evaluations of the whole batch).
     """
-    check_choice(solver, "solver", SDE_SOLVERS)
+    solver, _ = resolve_solver(solver, SDE_SOLVER_NAMES)
     x0 = check_array(x0, "x0")
     _check_epsilon(epsilon)
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if t0 == t1:
-        raise ValueError("t0 and t1 must differ")
+    check_steps(steps)
+    check_interval(t0, t1)
     drift, score = bind(drift, params, cond), bind(score, params, cond)
+    check_field_output(drift, t0, x0, "drift")
+    check_field_output(score, t0, x0, "score")
 
     sign = 1.0 if t1 > t0 else -1.0
     length = abs(t1 - t0)
@@ -89,7 +103,8 @@ def sample_sde(
 
     def f(u, x, args):
         t = time(u)
-        return sign * drift(t, x) + eps_fn(t) * score(t, x)
+        out = sign * drift(t, x) + eps_fn(t) * score(t, x)
+        return finite_or_raise(out, "the drift or score") if throw else out
 
     def g(u, x, args):
         return lineax.DiagonalLinearOperator(jnp.sqrt(2.0 * eps_fn(time(u))) * jnp.ones_like(x))
@@ -103,22 +118,28 @@ def sample_sde(
         n = 101 if save_trajectory is True else int(save_trajectory)
         us = jnp.linspace(0.0, length, n)
         saveat = diffrax.SaveAt(ts=us)
-    cls, per_step = SDE_SOLVERS[solver]
-    sol = diffrax.diffeqsolve(
-        terms,
-        cls(),
-        0.0,
-        length,
-        length / steps,
-        x0,
-        saveat=saveat,
-        stepsize_controller=diffrax.ConstantStepSize(),
-        max_steps=steps + 1,
-    )
+    kwargs = {} if adjoint is None else {"adjoint": adjoint}
+    with clean_solver_errors("jaxflow.sampling.sample_sde"):
+        sol = diffrax.diffeqsolve(
+            terms,
+            solver,
+            0.0,
+            length,
+            length / steps,
+            x0,
+            saveat=saveat,
+            stepsize_controller=diffrax.ConstantStepSize(),
+            max_steps=steps + 1,
+            throw=throw,
+            **kwargs,
+        )
     num_steps = sol.stats["num_steps"]
+    a, b = evaluation_counts(solver, kind="sde")
+    nfe = a + b * num_steps
+    x = _final(sol.ys[-1]) if throw else sol.ys[-1]
     if us is None:
-        return SampleOutput(sol.ys[-1], None, None, per_step * num_steps, num_steps)
-    return SampleOutput(sol.ys[-1], time(us), sol.ys, per_step * num_steps, num_steps)
+        return SampleOutput(x, None, None, nfe, num_steps, sol.result)
+    return SampleOutput(x, time(us), sol.ys, nfe, num_steps, sol.result)
 
 
 def score_to_drift(path, score: Callable) -> Callable:
@@ -128,3 +149,8 @@ def score_to_drift(path, score: Callable) -> Callable:
         return path.convert(score(t, x), t, x, source="score", target="velocity")
 
     return drift
+
+
+def _final(value, what: str = "the final state"):
+    with clean_solver_errors("jaxflow.sampling.sample_sde"):
+        return finite_or_raise(value, what)

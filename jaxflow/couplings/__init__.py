@@ -1,6 +1,6 @@
 """How x0 and x1 are paired: independent, minibatch OT (exact / entropic), Schrödinger bridge, conditional, W-CFM."""
 
-from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing, pair_in_data
+from jaxflow.couplings.base import CostCoupling, Coupling, IndependentCoupling, Pairing, pair_in_data
 from jaxflow.couplings.ot import (
     MODES,
     ConditionalOTCoupling,
@@ -15,6 +15,7 @@ from jaxflow.couplings.weighted import GibbsWeightedCoupling, effective_sample_s
 
 __all__ = [
     "ConditionalOTCoupling",
+    "CostCoupling",
     "Coupling",
     "ExactOTCoupling",
     "GibbsWeightedCoupling",

@@ -9,7 +9,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import check_array, check_same_batch
+from jaxflow._checks import check_array, check_same_batch, is_concrete
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
 class Pairing(NamedTuple):
@@ -37,11 +38,44 @@ def validate_coupling_inputs(x0, x1, labels):
     if x0.shape[1:] != x1.shape[1:]:
         raise ValueError(f"x0 and x1 must have the same event shape, got {x0.shape[1:]} and {x1.shape[1:]}")
     check_same_batch(x0, x1, "x0", "x1")
+    if x0.shape[0] == 0:
+        raise ValueError("x0 and x1 are empty (batch size 0)")
     if labels is not None:
         labels = jnp.asarray(labels)
         if labels.shape != x1.shape[:1]:
             raise ValueError(f"labels must have shape [B]={x1.shape[:1]}, got {labels.shape}")
+        if (
+            jnp.issubdtype(labels.dtype, jnp.floating)
+            and is_concrete(labels)
+            and not bool(jnp.all(jnp.isfinite(labels)))
+        ):
+            raise ValueError("labels contain non-finite values (NaN or inf)")
     return x0, x1, labels
+
+
+class CostCoupling(Coupling):
+    """A coupling that solves a transport problem from a cost matrix.
+
+    Subclasses implement `pair_from_cost(key, x0, x1, cost, labels=None, scale_cost=None)`; `__call__` builds the
+    squared-Euclidean cost of the batch and calls it. `scale_cost` is the scale a relative ε refers to (the mean of
+    the unmodified cost when a wrapper such as `ConditionalOTCoupling` adds penalties); solvers without an ε
+    ignore it. A wrapper composes any `CostCoupling` through this one method.
+    """
+
+    @abc.abstractmethod
+    def pair_from_cost(
+        self,
+        key: jax.Array,
+        x0: jax.Array,
+        x1: jax.Array,
+        cost: jax.Array,
+        labels: jax.Array | None = None,
+        scale_cost: jax.Array | None = None,
+    ) -> Pairing: ...
+
+    def __call__(self, key, x0, x1, labels=None) -> Pairing:
+        x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
+        return self.pair_from_cost(key, x0, x1, sqeuclidean_cost(x0, x1), labels)
 
 
 class IndependentCoupling(Coupling):

@@ -13,7 +13,7 @@ from ott.solvers.linear import acceleration
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxflow._checks import check_choice, check_positive
-from jaxflow.couplings.base import Coupling, Pairing, validate_coupling_inputs
+from jaxflow.couplings.base import CostCoupling, Coupling, Pairing, validate_coupling_inputs
 from jaxflow.ot.exact import exact_assignment
 from jaxflow.ot.sinkhorn import solve_sinkhorn, sqeuclidean_cost
 
@@ -56,7 +56,7 @@ def label_blocked_cost(cost: jax.Array, labels: jax.Array) -> jax.Array:
     return cost + penalty * (labels[:, None] != labels[None, :])
 
 
-class ExactOTCoupling(Coupling):
+class ExactOTCoupling(CostCoupling):
     """Minibatch OT with the exact network-simplex solver (POT), squared-Euclidean cost."""
 
     mode: str = eqx.field(default="resample", static=True)
@@ -64,7 +64,8 @@ class ExactOTCoupling(Coupling):
     def __check_init__(self):
         check_choice(self.mode, "mode", MODES)
 
-    def pair_from_cost(self, key, x0, x1, cost, labels=None) -> Pairing:
+    def pair_from_cost(self, key, x0, x1, cost, labels=None, scale_cost=None) -> Pairing:
+        del scale_cost  # no ε
         perm = exact_assignment(jax.lax.stop_gradient(cost))
         n = x0.shape[0]
         if self.mode == "permutation":
@@ -73,12 +74,8 @@ class ExactOTCoupling(Coupling):
             i = jax.random.randint(key, (n,), 0, n)
         return _take((x0, x1, labels), i, perm[i])
 
-    def __call__(self, key, x0, x1, labels=None) -> Pairing:
-        x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
-        return self.pair_from_cost(key, x0, x1, sqeuclidean_cost(x0, x1), labels)
 
-
-class SinkhornCoupling(Coupling):
+class SinkhornCoupling(CostCoupling):
     """Minibatch entropic OT with ott-jax Sinkhorn on the squared-Euclidean cost.
 
     ε is `epsilon` × mean(C) when `relative` (default; mean over the batch cost matrix) and absolute otherwise.
@@ -119,10 +116,6 @@ class SinkhornCoupling(Coupling):
             i, j = sample_from_plan(key, plan, n)
         return _take((x0, x1, labels), i, j)
 
-    def __call__(self, key, x0, x1, labels=None) -> Pairing:
-        x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
-        return self.pair_from_cost(key, x0, x1, sqeuclidean_cost(x0, x1), labels)
-
 
 def schrodinger_bridge_coupling(sigma: float, **kwargs) -> SinkhornCoupling:
     """SB-CFM coupling: entropic OT with absolute ε = 2σ², pairs resampled from the plan (Tong et al. 2024)."""
@@ -133,10 +126,14 @@ def schrodinger_bridge_coupling(sigma: float, **kwargs) -> SinkhornCoupling:
 class ConditionalOTCoupling(Coupling):
     """Label-blocked minibatch OT: x0[i] may only pair with x1[j] when labels[i] == labels[j].
 
-    `base` is an `ExactOTCoupling` or a `SinkhornCoupling` (relative ε is taken from the unblocked cost).
+    `base` is any `CostCoupling` (exact, Sinkhorn, or a user's); a relative ε refers to the unblocked cost.
     """
 
-    base: Coupling = ExactOTCoupling()
+    base: CostCoupling = ExactOTCoupling()
+
+    def __check_init__(self):
+        if not isinstance(self.base, CostCoupling):
+            raise TypeError(f"base must be a CostCoupling (one that pairs from a cost), got {type(self.base).__name__}")
 
     def __call__(self, key, x0, x1, labels=None) -> Pairing:
         if labels is None:
@@ -144,6 +141,4 @@ class ConditionalOTCoupling(Coupling):
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
         cost = sqeuclidean_cost(x0, x1)
         blocked = label_blocked_cost(cost, labels)
-        if isinstance(self.base, SinkhornCoupling):
-            return self.base.pair_from_cost(key, x0, x1, blocked, labels, scale_cost=jnp.mean(cost))
-        return self.base.pair_from_cost(key, x0, x1, blocked, labels)
+        return self.base.pair_from_cost(key, x0, x1, blocked, labels, scale_cost=jnp.mean(cost))

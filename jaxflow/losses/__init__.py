@@ -1,7 +1,16 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
-from jaxflow.losses.cfm import cfm_loss
+from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
 from jaxflow.losses.score import DENOISING_TARGETS, INTERPOLANT_TARGETS, denoising_loss, interpolant_loss
+from jaxflow.losses.targets import (
+    TARGETS,
+    DataTarget,
+    NoiseTarget,
+    ScoreTarget,
+    Target,
+    VelocityTarget,
+    resolve_target,
+)
 from jaxflow.losses.time_samplers import (
     TIME_SAMPLERS,
     LogitNormalTime,
@@ -12,6 +21,15 @@ from jaxflow.losses.time_samplers import (
 )
 
 __all__ = [
+    "DataTarget",
+    "NoiseTarget",
+    "ScoreTarget",
+    "TARGETS",
+    "Target",
+    "VelocityTarget",
+    "regression_loss",
+    "resolve_target",
+    "squared_error",
     "DENOISING_TARGETS",
     "INTERPOLANT_TARGETS",
     "denoising_loss",

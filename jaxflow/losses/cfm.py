@@ -1,6 +1,9 @@
-"""Conditional flow matching, plain and weighted (PAPERS.md §3).
+"""Conditional flow matching, plain and weighted, and the regression loss every objective shares.
 
-A loss is built from a velocity function, a path, a coupling and a time sampler, and has the contract
+Lipman et al. (2023), "Flow matching for generative modeling", arXiv:2210.02747; Tong et al. (2024), "Improving and
+generalizing flow-based generative models with minibatch optimal transport", arXiv:2302.00482.
+
+A loss is built from a model, a path, a coupling, a time sampler and a regression `Target`, and has the contract
 `loss(params, batch, key) -> (scalar, aux)` with batch = {"x1": [B, ...], "x0": [B, ...] (optional: N(0, I) when
 absent), "labels": [B] (optional)}.
 """
@@ -13,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling, IndependentCoupling
+from jaxflow.losses.targets import Target, VelocityTarget, resolve_target
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
@@ -21,32 +25,53 @@ from jaxflow.sampling.guidance import drop_labels
 Velocity = Callable[..., jax.Array]
 
 
-def cfm_loss(
-    velocity: Velocity,
-    path: ProbabilityPath | None = None,
+def squared_error(pred: jax.Array, y: jax.Array, weight: jax.Array | None) -> jax.Array:
+    """Per-sample ‖pred − y‖² averaged over the event dimensions, times `weight` [B] when given: [B]."""
+    err = jnp.mean(((pred - y) ** 2).reshape(pred.shape[0], -1), axis=1)
+    return err if weight is None else weight * err
+
+
+def _check_batch(batch) -> None:
+    if not isinstance(batch, dict) or "x1" not in batch:
+        got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(f"batch must be a dict holding 'x1' (and optionally 'x0', 'labels'), got {got}")
+    if batch["x1"].shape[0] == 0:
+        raise ValueError("batch['x1'] is empty (batch size 0)")
+
+
+def _repeat(a, k):
+    return a if a is None or k == 1 else jnp.concatenate([a] * k)
+
+
+def regression_loss(
+    model: Velocity,
+    path: ProbabilityPath,
+    target: Target,
+    *,
     coupling: Coupling | None = None,
     time_sampler: TimeSampler | None = None,
-    *,
     conditional: bool = False,
     label_dropout: float = 0.0,
     null_label: int | None = None,
+    per_sample: Callable = squared_error,
+    path_kwargs: dict | None = None,
 ) -> Callable:
-    """Build the (weighted) CFM objective  E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B.
+    """E_t Σ_i w_i ℓ(model(t, x_t^i), y^i) / B with (x_t, y) from `path.sample` and `target`, pairs from `coupling`.
 
-    The squared error is averaged over the event dimensions (as the reference PyTorch implementation does), then
-    weighted by the coupling's weights (all ones except for W-CFM) and averaged over the batch.
-    With `conditional=True` the pairing's labels are passed to the velocity as `cond`; `label_dropout=p` replaces
-    each by `null_label` with probability p (classifier-free guidance, PAPERS.md §3).
+    `per_sample(pred, y, target_weight) -> [B]` is the per-sample loss (default: squared error averaged over the
+    event dimensions); w_i are the coupling's weights (ones except for W-CFM). A path may return k·B rows for B pairs
+    (the antithetic interpolant returns 2B): weights and labels are then repeated.
     """
     if label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout > 0 needs the null_label index")
-    path = cond_ot_path() if path is None else path
+    if not 0.0 <= label_dropout <= 1.0:
+        raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}")
     coupling = IndependentCoupling() if coupling is None else coupling
     time_sampler = UniformTime() if time_sampler is None else time_sampler
+    path_kwargs = path_kwargs or {}
 
     def loss(params, batch, key):
-        if "x1" not in batch:
-            raise ValueError(f"batch must hold 'x1' (and optionally 'x0'), got keys {sorted(batch)}")
+        _check_batch(batch)
         k_pair, k_t, k_path = jax.random.split(key, 3)
         x1 = batch["x1"]
         # without 'x0' the source is N(0, I), drawn from a key of its own (batches with 'x0' are unaffected)
@@ -54,17 +79,53 @@ def cfm_loss(
         pairing = coupling(k_pair, x0, x1, batch.get("labels"))
         n = pairing.x0.shape[0]
         t = time_sampler(k_t, n).astype(pairing.x0.dtype)
-        ps = path.sample(k_path, pairing.x0, pairing.x1, t)
+        ps = path.sample(k_path, pairing.x0, pairing.x1, t, **path_kwargs)
+        k = ps.xt.shape[0] // n
         cond = pairing.labels if conditional else None
         if conditional and cond is None:
             raise ValueError("conditional training needs 'labels' in the batch")
         if conditional and label_dropout > 0:
             cond = drop_labels(jax.random.fold_in(k_pair, 1), cond, label_dropout, null_label)
-        v = velocity(params, ps.t, ps.xt, cond)
-        if v.shape != ps.ut.shape:
-            raise ValueError(f"velocity returned shape {v.shape}, expected {ps.ut.shape}")
-        err = jnp.mean(((v - ps.ut) ** 2).reshape(n, -1), axis=1)
-        value = jnp.mean(pairing.weights * err)
-        return value, {"loss": value, "unweighted_loss": jnp.mean(err)}
+        pred = model(params, ps.t, ps.xt, _repeat(cond, k))
+        if pred.shape != ps.xt.shape:
+            raise ValueError(f"the model returned shape {pred.shape}, expected {ps.xt.shape}")
+        y, weight = target(path, ps)
+        per = per_sample(pred, y, weight)
+        value = jnp.mean(_repeat(pairing.weights, k) * per)
+        return value, {"loss": value, "unweighted_loss": jnp.mean(per)}
 
     return loss
+
+
+def cfm_loss(
+    velocity: Velocity,
+    path: ProbabilityPath | None = None,
+    coupling: Coupling | None = None,
+    time_sampler: TimeSampler | None = None,
+    *,
+    target: Target | str = "velocity",
+    conditional: bool = False,
+    label_dropout: float = 0.0,
+    null_label: int | None = None,
+) -> Callable:
+    """Build the (weighted) CFM objective  E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B.
+
+    The squared error is averaged over the event dimensions (as the reference PyTorch implementation does), then
+    weighted by the coupling's weights (all ones except for W-CFM) and averaged over the batch. `target` swaps the
+    regression target (a `Target` object; default: the path's velocity u_t).
+    With `conditional=True` the pairing's labels are passed to the velocity as `cond`; `label_dropout=p` replaces
+    each by `null_label` with probability p (classifier-free guidance, Ho & Salimans 2022).
+    """
+    return regression_loss(
+        velocity,
+        cond_ot_path() if path is None else path,
+        resolve_target(target) if not isinstance(target, Target) else target,
+        coupling=coupling,
+        time_sampler=time_sampler,
+        conditional=conditional,
+        label_dropout=label_dropout,
+        null_label=null_label,
+    )
+
+
+__all__ = ["VelocityTarget", "cfm_loss", "regression_loss", "squared_error"]

@@ -3,7 +3,18 @@
 from jaxflow.paths.affine import PARAMETRISATIONS, AffinePath, cond_ot_path, vp_trig_path
 from jaxflow.paths.base import PathSample, ProbabilityPath
 from jaxflow.paths.bridge import BrownianBridgePath
-from jaxflow.paths.interpolant import GAMMAS, INTERPOLANTS, StochasticInterpolant, gamma_and_derivative
+from jaxflow.paths.interpolant import (
+    GAMMAS,
+    INTERPOLANTS,
+    Gamma,
+    QuadraticGamma,
+    Sin2Gamma,
+    SqrtGamma,
+    StochasticInterpolant,
+    ZeroGamma,
+    gamma_and_derivative,
+    resolve_gamma,
+)
 from jaxflow.paths.schedulers import (
     SCHEDULERS,
     CondOTScheduler,
@@ -20,19 +31,25 @@ __all__ = [
     "BrownianBridgePath",
     "CondOTScheduler",
     "GAMMAS",
+    "Gamma",
     "INTERPOLANTS",
     "LipmanScheduler",
     "PARAMETRISATIONS",
     "PathSample",
+    "QuadraticGamma",
     "ProbabilityPath",
     "SCHEDULERS",
     "Scheduler",
+    "Sin2Gamma",
+    "SqrtGamma",
     "StochasticInterpolant",
     "VEScheduler",
     "VPSDEScheduler",
     "VPTrigScheduler",
+    "ZeroGamma",
     "cond_ot_path",
     "gamma_and_derivative",
     "get_scheduler",
+    "resolve_gamma",
     "vp_trig_path",
 ]

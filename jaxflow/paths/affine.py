@@ -31,6 +31,10 @@ class AffinePath(ProbabilityPath):
         ut = s.d_alpha(tb) * x1 + s.d_sigma(tb) * x0
         return PathSample(t=t, x0=x0, x1=x1, xt=xt, ut=ut, z=None)
 
+    def noise_scale(self, t):
+        """The scale of the path's Gaussian noise (the source x0 ~ N(0, I)) at t: σ_t."""
+        return self.scheduler.sigma(t)
+
     # ---- parametrisation converters (ε is the hub) ----
     def _to_epsilon(self, kind, pred, t, x):
         s = self.scheduler

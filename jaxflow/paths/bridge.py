@@ -22,6 +22,10 @@ class BrownianBridgePath(ProbabilityPath):
     def __check_init__(self):
         check_positive(self.sigma, "sigma")
 
+    def noise_scale(self, t):
+        """The scale of the bridge's noise z at t: σ √(t(1 − t))."""
+        return self.sigma * jnp.sqrt(t * (1.0 - t))
+
     def sample(self, key, x0, x1, t) -> PathSample:
         x0, x1, t = validate_path_inputs(x0, x1, t)
         t = jnp.broadcast_to(jnp.asarray(t, x0.dtype), x0.shape[:1])

@@ -1,82 +1,165 @@
-"""Stochastic interpolants x_t = I(t, x0, x1) + γ(t) z (Albergo, Boffi & Vanden-Eijnden 2023), PAPERS.md §1.
+"""Stochastic interpolants x_t = α(t) x1 + σ(t) x0 + γ(t) z.
 
-`ut` of the returned `PathSample` is ∂_t I + γ̇ z, the regression target of the drift b; `z` is the latent noise,
-whose regression gives the denoiser η = −γ s.
+Albergo, Boffi & Vanden-Eijnden (2023), "Stochastic interpolants: a unifying framework for flows and diffusions",
+arXiv:2303.08797. The deterministic part I = α x1 + σ x0 is any `Scheduler` (the linear interpolant is Cond-OT,
+the trigonometric one the VP-cosine schedule); the noise coefficient γ is a `Gamma` object. `ut` of the returned
+`PathSample` is ∂_t I + γ̇ z, the regression target of the drift b; `z` is the latent noise, whose regression gives
+the denoiser η = E[z | x_t] = −γ s (docs/conventions.md states the signs).
 """
 
 from __future__ import annotations
 
+import abc
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import broadcast_time, check_choice, check_positive
+from jaxflow._checks import broadcast_time, check_positive
 from jaxflow.paths.base import PathSample, ProbabilityPath, validate_path_inputs
-
-INTERPOLANTS = ("linear", "trig")
-GAMMAS = ("sqrt", "quadratic", "sin2", "zero")
+from jaxflow.paths.schedulers import CondOTScheduler, Scheduler, VPTrigScheduler
 
 
-def interpolant_coefficients(kind: str, t):
-    """(a, b, ȧ, ḃ) with I = a x0 + b x1."""
-    if kind == "linear":
-        return 1.0 - t, t, -jnp.ones_like(t), jnp.ones_like(t)
-    c, s = jnp.cos(0.5 * jnp.pi * t), jnp.sin(0.5 * jnp.pi * t)
-    return c, s, -0.5 * jnp.pi * s, 0.5 * jnp.pi * c
+class Gamma(eqx.Module):
+    """The noise coefficient γ(t) ≥ 0 of an interpolant, with γ(0) = γ(1) = 0 for exact endpoints.
 
-
-def gamma_and_derivative(kind: str, t, a: float = 1.0):
-    """γ(t) and γ̇(t). `sqrt`: √(a t(1−t)); `quadratic`: t(1−t); `sin2`: sin²(πt); `zero`: 0.
-
-    γ̇ of `sqrt` is singular at the endpoints and is set to 0 there (where γ itself is 0).
+    Subclass and implement `__call__`; `derivative` defaults to autodiff (override it with a closed form, or where
+    autodiff is singular).
     """
-    if kind == "sqrt":
-        v = a * t * (1.0 - t)
-        g = jnp.sqrt(jnp.maximum(v, 0.0))
-        dg = jnp.where(v > 0, a * (1.0 - 2.0 * t) / (2.0 * jnp.where(v > 0, g, 1.0)), 0.0)
-        return g, dg
-    if kind == "quadratic":
-        return t * (1.0 - t), 1.0 - 2.0 * t
-    if kind == "sin2":
-        return jnp.sin(jnp.pi * t) ** 2, 2.0 * jnp.pi * jnp.sin(jnp.pi * t) * jnp.cos(jnp.pi * t)
-    return jnp.zeros_like(t), jnp.zeros_like(t)
+
+    @abc.abstractmethod
+    def __call__(self, t: jax.Array) -> jax.Array: ...
+
+    def derivative(self, t: jax.Array) -> jax.Array:
+        return jnp.vectorize(jax.grad(self.__call__))(t)
+
+    def with_derivative(self, t):
+        return self(t), self.derivative(t)
 
 
-class StochasticInterpolant(ProbabilityPath):
-    """x_t = a(t) x0 + b(t) x1 + γ(t) z with I linear or trigonometric and γ from `GAMMAS`."""
+class SqrtGamma(Gamma):
+    """γ = √(a t(1 − t)) (the Brownian-bridge profile); γ̇ is singular at the ends and set to 0 there."""
 
-    interpolant: str = "linear"
-    gamma: str = "sqrt"
     a: float = 1.0
 
     def __check_init__(self):
-        check_choice(self.interpolant, "interpolant", INTERPOLANTS)
-        check_choice(self.gamma, "gamma", GAMMAS)
         check_positive(self.a, "a")
 
+    def __call__(self, t):
+        return jnp.sqrt(jnp.maximum(self.a * t * (1.0 - t), 0.0))
+
+    def derivative(self, t):
+        v = self.a * t * (1.0 - t)
+        safe = jnp.where(v > 0, jnp.sqrt(jnp.where(v > 0, v, 1.0)), 1.0)
+        return jnp.where(v > 0, self.a * (1.0 - 2.0 * t) / (2.0 * safe), 0.0)
+
+
+class QuadraticGamma(Gamma):
+    """γ = t(1 − t)."""
+
+    def __call__(self, t):
+        return t * (1.0 - t)
+
+    def derivative(self, t):
+        return 1.0 - 2.0 * t
+
+
+class Sin2Gamma(Gamma):
+    """γ = sin²(πt)."""
+
+    def __call__(self, t):
+        return jnp.sin(jnp.pi * t) ** 2
+
+    def derivative(self, t):
+        return jnp.pi * jnp.sin(2.0 * jnp.pi * t)
+
+
+class ZeroGamma(Gamma):
+    """γ = 0: a deterministic interpolant (no score or denoiser can be learnt from it)."""
+
+    def __call__(self, t):
+        return jnp.zeros_like(t)
+
+    def derivative(self, t):
+        return jnp.zeros_like(t)
+
+
+GAMMAS = {"sqrt": SqrtGamma, "quadratic": QuadraticGamma, "sin2": Sin2Gamma, "zero": ZeroGamma}
+INTERPOLANTS = {"linear": CondOTScheduler, "trig": VPTrigScheduler}
+
+
+def resolve_gamma(gamma: Gamma | str, a: float | None = None) -> Gamma:
+    """A `Gamma` from an object or a shorthand in `GAMMAS` (`a` scales `sqrt`)."""
+    if isinstance(gamma, Gamma):
+        if a is not None:
+            raise ValueError("`a` only applies to the 'sqrt' shorthand; set it on the Gamma object instead")
+        return gamma
+    if not isinstance(gamma, str) or gamma not in GAMMAS:
+        raise ValueError(f"unknown gamma {gamma!r}; pass a jaxflow.paths.Gamma or one of {sorted(GAMMAS)}")
+    if gamma == "sqrt":
+        return SqrtGamma(1.0 if a is None else a)
+    if a is not None:
+        raise ValueError(f"`a` only applies to the 'sqrt' shorthand, got gamma={gamma!r}")
+    return GAMMAS[gamma]()
+
+
+def resolve_interpolant(interpolant: Scheduler | str) -> Scheduler:
+    if isinstance(interpolant, Scheduler):
+        return interpolant
+    if not isinstance(interpolant, str) or interpolant not in INTERPOLANTS:
+        raise ValueError(
+            f"unknown interpolant {interpolant!r}; pass a jaxflow.paths.Scheduler or one of {sorted(INTERPOLANTS)}"
+        )
+    return INTERPOLANTS[interpolant]()
+
+
+def gamma_and_derivative(kind: Gamma | str, t, a: float = 1.0):
+    """γ(t) and γ̇(t) of a `Gamma` or a shorthand (unknown names raise)."""
+    return resolve_gamma(kind, a if kind == "sqrt" else None).with_derivative(t)
+
+
+class StochasticInterpolant(ProbabilityPath):
+    """x_t = α(t) x1 + σ(t) x0 + γ(t) z.
+
+    interpolant: a `Scheduler` for (α, σ) or `linear` / `trig`; gamma: a `Gamma` or a name in `GAMMAS`;
+    a: the scale of the `sqrt` shorthand (γ = √(a t(1 − t))).
+    """
+
+    interpolant: Scheduler
+    gamma: Gamma
+
+    def __init__(self, interpolant: Scheduler | str = "linear", gamma: Gamma | str = "sqrt", a: float | None = None):
+        self.interpolant = resolve_interpolant(interpolant)
+        self.gamma = resolve_gamma(gamma, a)
+
     def gammas(self, t):
-        return gamma_and_derivative(self.gamma, t, self.a)
+        """(γ(t), γ̇(t))."""
+        return self.gamma.with_derivative(t)
+
+    def noise_scale(self, t):
+        """The scale of the path's Gaussian noise at t: γ(t)."""
+        return self.gamma(t)
 
     def score_from_denoiser(self, eta: jax.Array, t: jax.Array) -> jax.Array:
         """s = −η/γ for η = E[z | x_t] (singular where γ = 0); eta [B, ...], t [] or [B]."""
-        return -eta / broadcast_time(self.gammas(jnp.asarray(t, eta.dtype))[0], eta)
+        return -eta / broadcast_time(self.gamma(jnp.asarray(t, eta.dtype)), eta)
 
     def denoiser_from_score(self, score: jax.Array, t: jax.Array) -> jax.Array:
         """η = −γ s."""
-        return -broadcast_time(self.gammas(jnp.asarray(t, score.dtype))[0], score) * score
+        return -broadcast_time(self.gamma(jnp.asarray(t, score.dtype)), score) * score
 
     def sample(self, key, x0, x1, t, antithetic: bool = False) -> PathSample:
-        """Draw x_t. With `antithetic=True` return the pair (x_t^+, x_t^-) = I ± γ z stacked on a new leading axis."""
+        """Draw x_t. With `antithetic=True` the batch is doubled: rows [0, B) use +z, rows [B, 2B) use −z (with x0,
+        x1 and t repeated), an ordinary `PathSample` of batch 2B whose mean over rows is the antithetic average."""
         x0, x1, t = validate_path_inputs(x0, x1, t)
         t = jnp.broadcast_to(jnp.asarray(t, x0.dtype), x0.shape[:1])
-        tb = broadcast_time(t, x0)
         z = jax.random.normal(key, x0.shape, x0.dtype)
-        a, b, da, db = interpolant_coefficients(self.interpolant, tb)
-        g, dg = self.gammas(tb)
-        interp = a * x0 + b * x1
-        dinterp = da * x0 + db * x1
         if antithetic:
-            xt = jnp.stack([interp + g * z, interp - g * z])
-            ut = jnp.stack([dinterp + dg * z, dinterp - dg * z])
-            zz = jnp.stack([z, -z])
-            return PathSample(t=t, x0=x0, x1=x1, xt=xt, ut=ut, z=zz)
-        return PathSample(t=t, x0=x0, x1=x1, xt=interp + g * z, ut=dinterp + dg * z, z=z)
+            x0, x1, t = (jnp.concatenate([a, a]) for a in (x0, x1, t))
+            z = jnp.concatenate([z, -z])
+        tb = broadcast_time(t, x0)
+        s = self.interpolant
+        g, dg = self.gammas(tb)
+        xt = s.alpha(tb) * x1 + s.sigma(tb) * x0 + g * z
+        ut = s.d_alpha(tb) * x1 + s.d_sigma(tb) * x0 + dg * z
+        return PathSample(t=t, x0=x0, x1=x1, xt=xt, ut=ut, z=z)

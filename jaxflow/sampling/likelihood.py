@@ -1,4 +1,7 @@
-"""Log-likelihood through the augmented ODE (Chen et al. 2018, 'Neural ordinary differential equations'; Grathwohl et al. 2019, FFJORD): d log p_t(x_t)/dt = −∇·v(t, x_t).
+"""Log-likelihood through the augmented ODE: d log p_t(x_t)/dt = −∇·v(t, x_t).
+
+Chen et al. (2018), "Neural ordinary differential equations", arXiv:1806.07366; Grathwohl et al. (2019), FFJORD,
+arXiv:1810.01367.
 
 From data x at t1 the state (x, Δ) is integrated backwards to t0 with dx/dt = v and dΔ/dt = ∇·v, so that
 Δ(t0) = −∫_{t0}^{t1} ∇·v dt and log p_{t1}(x) = log p_{t0}(x(t0)) + Δ(t0).
@@ -149,8 +152,16 @@ def log_likelihood(
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
     with clean_solver_errors("jaxflow.sampling.log_likelihood"):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), solver, t1, t0, dt0, state0, stepsize_controller=controller, max_steps=max_steps,
-            throw=throw, **kwargs,
+            diffrax.ODETerm(field),
+            solver,
+            t1,
+            t0,
+            dt0,
+            state0,
+            stepsize_controller=controller,
+            max_steps=max_steps,
+            throw=throw,
+            **kwargs,
         )
         z, delta = sol.ys[0][-1], sol.ys[1][-1]
         log_prob = prior_log_prob(z) + delta

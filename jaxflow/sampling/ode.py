@@ -8,7 +8,6 @@ from typing import NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
-
 from jaxtyping import Array, Float
 
 from jaxflow._checks import check_array
@@ -51,7 +50,7 @@ def bind(field: Callable, params=None, cond=None) -> Callable:
 
 def sample(
     velocity: Callable,
-    x0: Float[Array, "B *event"],
+    x0: Float[Array, "B ..."],
     *,
     params=None,
     cond=None,
@@ -117,15 +116,33 @@ def sample(
             ts = jnp.asarray(save_trajectory)
         saveat = diffrax.SaveAt(ts=ts)
     controller, dt0 = resolve_controller(
-        adaptive, stepsize_controller, steps=steps, grid=grid, t0=t0, t1=t1, rtol=rtol, atol=atol,
-        pcoeff=pcoeff, icoeff=icoeff,
+        adaptive,
+        stepsize_controller,
+        steps=steps,
+        grid=grid,
+        t0=t0,
+        t1=t1,
+        rtol=rtol,
+        atol=atol,
+        pcoeff=pcoeff,
+        icoeff=icoeff,
     )
     is_adaptive = isinstance(controller, diffrax.AbstractAdaptiveStepSizeController)
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
     with clean_solver_errors("jaxflow.sample"):
         sol = diffrax.diffeqsolve(
-            term, solver, t0, t1, dt0, x0, args=args, saveat=saveat, stepsize_controller=controller, max_steps=max_steps,
-            throw=throw, **kwargs,
+            term,
+            solver,
+            t0,
+            t1,
+            dt0,
+            x0,
+            args=args,
+            saveat=saveat,
+            stepsize_controller=controller,
+            max_steps=max_steps,
+            throw=throw,
+            **kwargs,
         )
     num_steps = sol.stats["num_steps"]
     a, b = evaluation_counts(solver, kind="ode", adaptive=is_adaptive)

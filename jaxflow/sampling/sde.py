@@ -1,4 +1,6 @@
-"""SDE sampling through diffrax (Albergo, Boffi & Vanden-Eijnden 2023, arXiv:2303.08797; Song et al. 2021): dX = (b ± ε s) dt + √(2ε) dW.
+"""SDE sampling through diffrax: dX = (b ± ε s) dt + √(2ε) dW.
+
+Albergo, Boffi & Vanden-Eijnden (2023), arXiv:2303.08797; Song et al. (2021), arXiv:2011.13456.
 
 Given a drift b(t, x) whose ODE transports the marginals p_t (a velocity, or an interpolant's drift) and the score
 s = ∇ log p_t, every ε ≥ 0 gives an SDE with the same marginals:

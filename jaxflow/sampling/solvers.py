@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import lineax
 import numpy as np
 
+
 class RK4(diffrax.AbstractERK):
     """The classical four-stage, fourth-order Runge–Kutta method (Kutta 1901), which diffrax does not ship.
 
@@ -69,9 +70,7 @@ def resolve_solver(solver, names=None) -> tuple[diffrax.AbstractSolver, bool]:
     if isinstance(solver, str) and solver in table:
         entry = table[solver]
         return (entry[0](), entry[1]) if isinstance(entry, tuple) else (entry(), False)
-    raise ValueError(
-        f"unknown solver {solver!r}; pass a diffrax.AbstractSolver instance or one of {sorted(table)}"
-    )
+    raise ValueError(f"unknown solver {solver!r}; pass a diffrax.AbstractSolver instance or one of {sorted(table)}")
 
 
 def resolve_controller(

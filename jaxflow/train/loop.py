@@ -194,8 +194,13 @@ def restore_latest(
         try:
             state, meta = _restore_one(manager, step, template)
         except Exception as e:  # noqa: BLE001 - any failure to read means: damaged, try the next older one
-            logger.warning("checkpoint %d in %s is unreadable (%s: %s); trying an older one", step,
-                           manager.directory, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+            logger.warning(
+                "checkpoint %d in %s is unreadable (%s: %s); trying an older one",
+                step,
+                manager.directory,
+                type(e).__name__,
+                str(e).splitlines()[0][:200] if str(e) else "",
+            )
             continue
         diff = _config_diff(meta.get("config"), given)
         if diff and not allow_config_change:
@@ -275,8 +280,22 @@ def fit(
         if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
             batches_fn.total = num_steps
         log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
-        state = _train(state, step_fn, start, num_steps, steps_per_call, batches_fn, manager, checkpoint_every,
-                       config, eval_fn, eval_every, log, progress, desc)
+        state = _train(
+            state,
+            step_fn,
+            start,
+            num_steps,
+            steps_per_call,
+            batches_fn,
+            manager,
+            checkpoint_every,
+            config,
+            eval_fn,
+            eval_every,
+            log,
+            progress,
+            desc,
+        )
     finally:
         if manager is not None:
             manager.wait_until_finished()
@@ -287,10 +306,30 @@ def fit(
     return state, records
 
 
-def _train(state, step_fn, start, num_steps, steps_per_call, batches_fn, manager, checkpoint_every, config,
-           eval_fn, eval_every, log, progress, desc):
-    bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True,
-               mininterval=0.5 if _is_terminal() else 30.0)
+def _train(
+    state,
+    step_fn,
+    start,
+    num_steps,
+    steps_per_call,
+    batches_fn,
+    manager,
+    checkpoint_every,
+    config,
+    eval_fn,
+    eval_every,
+    log,
+    progress,
+    desc,
+):
+    bar = tqdm(
+        total=num_steps,
+        initial=start,
+        desc=desc,
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=0.5 if _is_terminal() else 30.0,
+    )
     step = start
     next_save = (start // checkpoint_every + 1) * checkpoint_every
     t_last = time.perf_counter()

@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxflow as jf
+
 from jaxflow.couplings import (
     ConditionalOTCoupling,
     ExactOTCoupling,
@@ -181,3 +183,29 @@ def test_pair_in_data_gives_the_optimal_pairing(key):
     paired = float(jnp.sum((batch["x0"] - batch["x1"]) ** 2))
     np.testing.assert_allclose(paired, cost[np.arange(6), best].sum(), rtol=1e-5)
     assert _rows(batch["x1"]) == _rows(raw["x1"])
+
+
+class GreedyCostCoupling(jf.couplings.CostCoupling):
+    """A user's cost-based coupling: greedy rounding of the cost itself (no solver), written in a fork."""
+
+    def pair_from_cost(self, key, x0, x1, cost, labels=None, scale_cost=None):
+        perm = jf.couplings.greedy_permutation(-cost)
+        return jf.couplings.Pairing(x0, x1[perm], jnp.ones(x0.shape[0]), None if labels is None else labels[perm])
+
+
+def test_conditional_ot_wraps_any_cost_coupling():
+    """ConditionalOTCoupling composes a user's CostCoupling through pair_from_cost alone: every pair keeps its label."""
+    k0, k1, kl = jax.random.split(jax.random.key(0), 3)
+    x0, x1 = jax.random.normal(k0, (64, 2)), jax.random.normal(k1, (64, 2))
+    labels = jax.random.randint(kl, (64,), 0, 3)
+    pairing = jf.couplings.ConditionalOTCoupling(GreedyCostCoupling())(jax.random.key(1), x0, x1, labels)
+    # x0 row i carries labels[i]; its partner must carry the same label
+    np.testing.assert_array_equal(pairing.labels, labels)
+    plain = GreedyCostCoupling()(jax.random.key(1), x0, x1)
+    assert float(jnp.sum((plain.x0 - plain.x1) ** 2)) <= float(jnp.sum((x0 - x1) ** 2))
+    with pytest.raises(TypeError, match="CostCoupling"):
+        jf.couplings.ConditionalOTCoupling(jf.couplings.IndependentCoupling())
+    with pytest.raises(ValueError, match="non-finite"):
+        jf.couplings.ConditionalOTCoupling()(jax.random.key(1), x0, x1, labels.astype(float).at[0].set(jnp.nan))
+    with pytest.raises(ValueError, match="empty"):
+        jf.couplings.ExactOTCoupling()(jax.random.key(1), x0[:0], x1[:0])

@@ -85,7 +85,7 @@ def test_bad_inputs():
     def velocity(params, t, x, cond=None):
         return x[:, :1]
 
-    with pytest.raises(ValueError, match="velocity returned shape"):
+    with pytest.raises(ValueError, match="model returned shape"):
         cfm_loss(velocity)(None, {"x0": jnp.zeros((4, 2)), "x1": jnp.ones((4, 2))}, jax.random.key(0))
-    with pytest.raises(ValueError, match="batch must hold"):
+    with pytest.raises(ValueError, match="batch must be a dict holding"):
         cfm_loss(velocity)(None, {"x": jnp.zeros((4, 2))}, jax.random.key(0))

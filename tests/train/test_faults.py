@@ -15,7 +15,7 @@ import pytest
 
 import jaxflow as jf
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
-from jaxflow.train import ConfigMismatchError, TrainState, checkpoint_manager, fit, make_train_step
+from jaxflow.train import ConfigMismatchError, TrainState, fit, make_train_step
 
 
 def _setup(lr=1e-3):
@@ -84,8 +84,7 @@ def test_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, referenc
     _damage(ck / "60", how)
     counter = Counter(step)
     with caplog.at_level(logging.WARNING, logger="jaxflow.train"):
-        resumed, _ = fit(state, counter, 100, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20,
-                         progress=False)
+        resumed, _ = fit(state, counter, 100, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20, progress=False)
     assert counter.executed == 60  # resumed from 40: steps 41..100
     assert "checkpoint 60" in caplog.text and "resuming from checkpoint 40" in caplog.text
     _params_equal(resumed, reference)
@@ -98,8 +97,9 @@ def test_torn_log_line_is_repaired_on_resume(tmp_path, reference):
     with open(logs / "metrics.jsonl", "a") as f:
         f.write('{"step": 50, "loss": 0.3')  # what a kill in the middle of a write leaves
     counter = Counter(step)
-    resumed, records = fit(state, counter, 100, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20,
-                           log_dir=logs, progress=False)
+    resumed, records = fit(
+        state, counter, 100, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20, log_dir=logs, progress=False
+    )
     assert counter.executed == 60
     lines = (logs / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(10, 101, 10))
@@ -130,8 +130,16 @@ def test_existing_log_is_kept_when_a_fresh_run_starts(tmp_path):
 def test_checkpoint_every_not_a_multiple_of_the_chunk(tmp_path, every, expected):
     state, step = _setup()
     ck = tmp_path / "ck"
-    fit(state, step, 100, steps_per_call=20, checkpoint_dir=ck, checkpoint_every=every, keep_checkpoints=10,
-        progress=False)
+    fit(
+        state,
+        step,
+        100,
+        steps_per_call=20,
+        checkpoint_dir=ck,
+        checkpoint_every=every,
+        keep_checkpoints=10,
+        progress=False,
+    )
     # the first chunk boundary at or past each multiple of `every`, and the end
     assert _steps(ck) == expected
 
@@ -142,26 +150,52 @@ def test_resume_with_a_changed_config_is_refused(tmp_path, reference):
     fit(state, step, 40, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1e-3, "data": "moons"}, progress=False)
     fast_state, fast_step = _setup(lr=1.0)
     with pytest.raises(ConfigMismatchError, match=r"lr: 0.001 -> 1.0"):
-        fit(fast_state, fast_step, 100, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1.0, "data": "moons"},
-            progress=False)
+        fit(
+            fast_state,
+            fast_step,
+            100,
+            steps_per_call=10,
+            checkpoint_dir=ck,
+            config={"lr": 1.0, "data": "moons"},
+            progress=False,
+        )
     with pytest.raises(ConfigMismatchError, match="data"):
-        fit(state, step, 100, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1e-3, "data": "scurve"},
-            progress=False)
+        fit(
+            state,
+            step,
+            100,
+            steps_per_call=10,
+            checkpoint_dir=ck,
+            config={"lr": 1e-3, "data": "scurve"},
+            progress=False,
+        )
     # the same config resumes; an explicit override is accepted
     counter = Counter(step)
-    resumed, _ = fit(state, counter, 100, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1e-3, "data": "moons"},
-                     progress=False)
+    resumed, _ = fit(
+        state, counter, 100, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1e-3, "data": "moons"}, progress=False
+    )
     assert counter.executed == 60
     _params_equal(resumed, reference)
-    fit(fast_state, fast_step, 110, steps_per_call=10, checkpoint_dir=ck, config={"lr": 1.0, "data": "moons"},
-        allow_config_change=True, progress=False)
+    fit(
+        fast_state,
+        fast_step,
+        110,
+        steps_per_call=10,
+        checkpoint_dir=ck,
+        config={"lr": 1.0, "data": "moons"},
+        allow_config_change=True,
+        progress=False,
+    )
 
 
 def test_fit_rejects_bad_arguments(tmp_path):
     state, step = _setup()
-    for kwargs, name in [({"steps_per_call": 0}, "steps_per_call"), ({"checkpoint_every": 0}, "checkpoint_every"),
-                         ({"eval_every": -1}, "eval_every"), ({"keep_checkpoints": 0, "checkpoint_dir": tmp_path},
-                                                              "keep")]:
+    for kwargs, name in [
+        ({"steps_per_call": 0}, "steps_per_call"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"eval_every": -1}, "eval_every"),
+        ({"keep_checkpoints": 0, "checkpoint_dir": tmp_path}, "keep"),
+    ]:
         with pytest.raises(ValueError, match=name):
             fit(state, step, 10, progress=False, **kwargs)
     with pytest.raises(ValueError, match="num_steps"):

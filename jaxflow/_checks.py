@@ -95,3 +95,22 @@ def check_weights(w: Any, n: int, name: str) -> jax.Array:
         if wv.sum() <= 0:
             raise ValueError(f"{name} must have positive total mass")
     return w / jnp.sum(w)
+
+
+def check_count(n: Any, name: str = "n") -> int:
+    """A number of samples: a positive Python/NumPy int (sizes are static under jit)."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def check_point_clouds(x: Any, y: Any, name_x: str = "x", name_y: str = "y") -> tuple[jax.Array, jax.Array]:
+    """Two point clouds [n, d] and [m, d]: rank 2, floating, non-empty, the same dimension d."""
+    x = check_array(x, name_x, ndim=2)
+    y = check_array(y, name_y, ndim=2)
+    for a, name in ((x, name_x), (y, name_y)):
+        if a.shape[0] == 0:
+            raise ValueError(f"{name} is empty (shape {a.shape}): it must hold at least one point")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"{name_x} and {name_y} must have the same dimension, got {x.shape} and {y.shape}")
+    return x, y

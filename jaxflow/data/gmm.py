@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxflow._checks import check_array, check_time, is_concrete
+from jaxflow._checks import check_array, check_count, check_time, is_concrete
 
 
 class GaussianMixture(eqx.Module):
@@ -61,6 +61,7 @@ class GaussianMixture(eqx.Module):
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """n samples [n, d]."""
+        n = check_count(n)
         k1, k2 = jax.random.split(key)
         comp = jax.random.choice(k1, self.weights.shape[0], (n,), p=self.weights)
         chol = jnp.linalg.cholesky(self.covs)

@@ -8,11 +8,13 @@ two moons with noise 0.2, mapped x ↦ 3x − 1 (our angles are drawn uniformly 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
+from jaxflow._checks import check_count
 from jaxflow._deprecation import deprecated_alias
 
 
@@ -83,16 +85,20 @@ TOY_2D = {
 
 
 def get_sampler(name: str):
-    """The sampler `(key, n) -> [n, 2]` of a 2-D toy data set by name."""
+    """The sampler `(key, n) -> [n, 2]` of a 2-D toy data set by name (n is checked: a positive int)."""
     if name not in TOY_2D:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(TOY_2D)}")
-    return TOY_2D[name]
+    fn = TOY_2D[name]
+
+    @functools.wraps(fn)
+    def sampler(key, n, **kwargs):
+        return fn(key, check_count(n), **kwargs)
+
+    return sampler
 
 
 def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
     """n points [n, 2] of the 2-D toy data set `name` (see `TOY_2D`)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
     return get_sampler(name)(key, n)
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import ot as pot
 
-from jaxflow._checks import check_array
+from jaxflow._checks import check_point_clouds
 from jaxflow.ot import sliced as _sliced
 from jaxflow.ot.exact import _NUM_ITER_MAX
 from jaxflow.ot.sinkhorn import sqeuclidean_cost
@@ -22,8 +22,7 @@ def wasserstein(x, y, p: float = 2.0) -> float:
 
     Solved on the host by POT's network simplex in float64; n, m ≤ 5,000.
     """
-    x = np.asarray(check_array(x, "x", ndim=2), np.float64)
-    y = np.asarray(check_array(y, "y", ndim=2), np.float64)
+    x, y = (np.asarray(a, np.float64) for a in check_point_clouds(x, y))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     if max(len(x), len(y)) > MAX_EXACT_POINTS:
@@ -39,8 +38,7 @@ def wasserstein(x, y, p: float = 2.0) -> float:
 
 def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0), unbiased: bool = True) -> jax.Array:
     """Squared MMD with a sum of RBF kernels exp(−‖a − b‖² / (2h²)) over `bandwidths` h. x [n, d], y [m, d]."""
-    x = check_array(x, "x", ndim=2)
-    y = check_array(y, "y", ndim=2)
+    x, y = check_point_clouds(x, y)
     if any(h <= 0 for h in bandwidths):
         raise ValueError(f"bandwidths must be positive, got {bandwidths}")
     n, m = x.shape[0], y.shape[0]
@@ -66,8 +64,7 @@ def sliced_wasserstein(key: jax.Array, x, y, n_projections: int = 256, p: float 
 
 def energy_distance(x, y) -> jax.Array:
     """Energy distance 2E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ (V-statistic). x [n, d], y [m, d]."""
-    x = check_array(x, "x", ndim=2)
-    y = check_array(y, "y", ndim=2)
+    x, y = check_point_clouds(x, y)
 
     def mean_dist(a, b):
         return jnp.mean(jnp.sqrt(sqeuclidean_cost(a, b) + 1e-30))

@@ -9,7 +9,13 @@ from jaxflow.ot import gaussian, maps, sinkhorn_newton, sliced, unfolding
 from jaxflow.ot.exact import emd_plan_numpy, exact_assignment, exact_plan
 from jaxflow.ot.gaussian import bures_wasserstein, gaussian_map
 from jaxflow.ot.maps import BarycentricMap, barycentric_map
-from jaxflow.ot.sinkhorn import solve_sinkhorn, sqeuclidean_cost
+from jaxflow.ot.sinkhorn import (
+    NotConvergedError,
+    NotConvergedWarning,
+    report_convergence,
+    solve_sinkhorn,
+    sqeuclidean_cost,
+)
 from jaxflow.ot.sinkhorn_newton import SNSOutput, sinkhorn_newton_sparse, sinkhorn_to_precision
 from jaxflow.ot.sliced import (
     SlicedEstimate,
@@ -21,6 +27,9 @@ from jaxflow.ot.sliced import (
 from jaxflow.ot.unfolding import richardson_lucy, wasserstein_unfolding
 
 __all__ = [
+    "NotConvergedError",
+    "NotConvergedWarning",
+    "report_convergence",
     "BarycentricMap",
     "SNSOutput",
     "SlicedEstimate",

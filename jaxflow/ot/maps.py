@@ -1,4 +1,6 @@
-"""Transport-map estimation from samples by barycentric projection (PAPERS.md §9).
+"""Transport-map estimation from samples by barycentric projection.
+
+See Pooladian & Niles-Weed (2021), "Entropic estimation of optimal transport maps", arXiv:2109.12004.
 
 Given samples x [n, d] ~ μ, y [m, d] ~ ν and an OT plan π (exact or entropic), T̂(x_i) = Σ_j π_ij y_j / Σ_j π_ij.
 Out of sample:
@@ -11,27 +13,29 @@ Out of sample:
 
 from __future__ import annotations
 
-import dataclasses
-
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxflow._checks import check_array, check_positive, check_weights
 from jaxflow.ot.exact import emd_plan_numpy
-from jaxflow.ot.sinkhorn import solve_sinkhorn, sqeuclidean_cost
+from jaxflow.ot.sinkhorn import report_convergence, solve_sinkhorn, sqeuclidean_cost
 
 
-@dataclasses.dataclass(frozen=True)
-class BarycentricMap:
-    """A fitted barycentric-projection map; call it on new points [k, d]."""
+class BarycentricMap(eqx.Module):
+    """A fitted barycentric-projection map (a pytree: it passes through jit and vmap); call it on new points [k, d].
+
+    converged: whether the plan's solver met its tolerance (always true for the exact plan).
+    """
 
     x: jax.Array  # fitted sources [n, d]
     y: jax.Array  # targets [m, d]
     fitted: jax.Array  # T̂(x_i) [n, d]
-    epsilon: float | None  # None for the exact plan
+    epsilon: float | None = eqx.field(static=True)  # None for the exact plan
     g: jax.Array | None  # target potential (entropic only)
     b: jax.Array  # target weights [m]
+    converged: jax.Array
 
     def __call__(self, points: jax.Array) -> jax.Array:
         points = check_array(points, "points", ndim=2)
@@ -50,26 +54,33 @@ def barycentric_map(
     a: jax.Array | None = None,
     b: jax.Array | None = None,
     epsilon: float | None = None,
+    *,
+    on_nonconvergence: str = "warn",
 ) -> BarycentricMap:
     """Fit T̂ from samples with squared-Euclidean cost.
 
     epsilon None: exact plan (POT network simplex, float64 on the host); epsilon > 0: ott-jax Sinkhorn with that
     absolute ε (cost units). a, b: sample weights (uniform when None).
+    on_nonconvergence: `warn` (default), `raise` or `ignore` when Sinkhorn stops before its tolerance; the flag is
+    also kept in `BarycentricMap.converged`.
     """
     x = check_array(x, "x", ndim=2)
     y = check_array(y, "y", ndim=2)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape} and {y.shape}")
     n, m = x.shape[0], y.shape[0]
+    if n == 0 or m == 0:
+        raise ValueError(f"x and y must hold at least one point, got {x.shape} and {y.shape}")
     a_ = jnp.full(n, 1.0 / n, x.dtype) if a is None else check_weights(a, n, "a")
     b_ = jnp.full(m, 1.0 / m, y.dtype) if b is None else check_weights(b, m, "b")
     cost = sqeuclidean_cost(x, y)
     if epsilon is None:
         plan = jnp.asarray(emd_plan_numpy(np.asarray(cost), np.asarray(a_), np.asarray(b_)), x.dtype)
-        g = None
+        g, converged = None, jnp.asarray(True)
     else:
         check_positive(epsilon, "epsilon")
         out = solve_sinkhorn(cost, epsilon, a=a_, b=b_)
-        plan, g = out.matrix, out.g
+        plan, g, converged = out.matrix, out.g, jnp.asarray(out.converged)
+        report_convergence(converged, f"barycentric_map: Sinkhorn at epsilon={epsilon}", on_nonconvergence)
     fitted = (plan @ y) / jnp.maximum(plan.sum(1, keepdims=True), jnp.finfo(x.dtype).tiny)
-    return BarycentricMap(x, y, fitted, epsilon, g, b_)
+    return BarycentricMap(x, y, fitted, epsilon, g, b_, converged)

@@ -38,3 +38,42 @@ def solve_sinkhorn(
     prob = linear_problem.LinearProblem(geom, a=a, b=b)
     solver = ott_sinkhorn.Sinkhorn() if solver is None else solver
     return solver(prob)
+
+
+class NotConvergedWarning(RuntimeWarning):
+    """An iterative solver stopped before meeting its tolerance."""
+
+
+class NotConvergedError(RuntimeError):
+    """An iterative solver stopped before meeting its tolerance (raised when the caller asked for `raise`)."""
+
+
+ON_NONCONVERGENCE = ("warn", "raise", "ignore")
+
+
+def report_convergence(converged: jax.Array, what: str, policy: str = "warn") -> None:
+    """Act on a solver's `converged` flag: warn (`NotConvergedWarning`), raise (`NotConvergedError`) or ignore.
+
+    Works eagerly and under jit/vmap: inside a trace the report is a host callback run only when the flag is false
+    (under jit `raise` surfaces as the callback's error at the jit boundary).
+    """
+    if policy not in ON_NONCONVERGENCE:
+        raise ValueError(f"unknown on_nonconvergence {policy!r}; choose one of {ON_NONCONVERGENCE}")
+    if policy == "ignore":
+        return
+    message = f"{what} did not converge (the tolerance was not met; try a larger epsilon or more iterations)"
+
+    def act(ok):
+        import numpy as np
+
+        if not bool(np.all(ok)):
+            if policy == "raise":
+                raise NotConvergedError(message)
+            import warnings
+
+            warnings.warn(message, NotConvergedWarning, stacklevel=4)
+
+    if isinstance(converged, jax.core.Tracer):
+        jax.debug.callback(act, converged)
+    else:
+        act(converged)

@@ -46,13 +46,13 @@ class SNSOutput(NamedTuple):
     f: jax.Array
     g: jax.Array
     matrix: jax.Array
-    sinkhorn_iterations: int
-    newton_iterations: int
-    errors: np.ndarray
-    converged: bool
+    sinkhorn_iterations: jax.Array
+    newton_iterations: jax.Array
+    errors: jax.Array
+    converged: jax.Array
 
     @property
-    def iterations(self) -> int:
+    def iterations(self) -> jax.Array:
         return self.sinkhorn_iterations + self.newton_iterations
 
 
@@ -92,11 +92,12 @@ def _newton_stage(f, g, cost, eps, a, b, *, max_newton, threshold, k, ridge, cg_
         return jnp.exp(_log_plan(f, g, cost, eps))
 
     def cond(state):
-        _, _, it, err, _ = state
-        return (it < max_newton) & (err > threshold)
+        _, _, it, err, _, stalled = state
+        return (it < max_newton) & (err > threshold) & ~stalled
 
     def body(state):
-        f, g, it, _, errors = state
+        f_old, g_old, it, err_old, errors, _ = state
+        f, g = f_old, g_old
         plan = plan_of(f, g)
         gf, gg = a - plan.sum(1), b - plan.sum(0)
         df, dg = _newton_direction(plan, gf, gg, eps, k, ridge, cg_tol, cg_maxiter)
@@ -114,11 +115,15 @@ def _newton_stage(f, g, cost, eps, a, b, *, max_newton, threshold, k, ridge, cg_
         alpha, _ = jax.lax.while_loop(ls_cond, lambda s: (0.5 * s[0], s[1] + 1), (jnp.ones((), f.dtype), 0))
         f, g = f + alpha * df, g + alpha * dg
         err = marginal_error(plan_of(f, g), a, b)
-        return f, g, it + 1, err, errors.at[it].set(err)
+        # below the precision of the dtype a Newton system can break down (NaN from CG): keep the last good iterate
+        bad = ~(jnp.isfinite(err) & jnp.all(jnp.isfinite(f)) & jnp.all(jnp.isfinite(g)))
+        f, g, err = jnp.where(bad, f_old, f), jnp.where(bad, g_old, g), jnp.where(bad, err_old, err)
+        return f, g, it + jnp.where(bad, 0, 1), err, errors.at[it].set(err), bad
 
     err0 = marginal_error(plan_of(f, g), a, b)
-    init = (f, g, jnp.zeros((), jnp.int32), err0, jnp.full((max_newton,), jnp.inf, f.dtype))
-    return jax.lax.while_loop(cond, body, init)
+    init = (f, g, jnp.zeros((), jnp.int32), err0, jnp.full((max_newton,), jnp.inf, f.dtype), jnp.zeros((), bool))
+    f, g, it, err, errors, _ = jax.lax.while_loop(cond, body, init)
+    return f, g, it, err, errors
 
 
 def sinkhorn_newton_sparse(
@@ -129,10 +134,10 @@ def sinkhorn_newton_sparse(
     epsilon: float | None = None,
     n_sinkhorn: int = 20,
     max_newton: int = 200,
-    threshold: float = 1e-12,
+    threshold: float | None = None,
     sparsity: float | None = None,
-    ridge: float = 1e-12,
-    cg_tol: float = 1e-12,
+    ridge: float | None = None,
+    cg_tol: float | None = None,
     cg_maxiter: int | None = None,
     max_halvings: int = 40,
 ) -> SNSOutput:
@@ -143,11 +148,15 @@ def sinkhorn_newton_sparse(
       a, b: marginals (uniform when None); non-negative, same total mass.
       epsilon: entropic regularisation ε > 0 (absolute, cost units) when `geom` is a matrix; η = 1/ε in PAPERS.md.
       n_sinkhorn: Sinkhorn iterations before the first Newton step (the warm start).
-      max_newton: cap on Newton steps; threshold: L1 marginal error at which to stop (reachable in float64).
-      sparsity: λ, the kept fraction of the n·m plan entries (default 10/max(n, m), about 10 per row).
-      ridge, cg_tol, cg_maxiter, max_halvings: linear-algebra safeguards.
+      max_newton: cap on Newton steps; threshold: L1 marginal error at which to stop (default 1e-12 in float64,
+        1e-5 in float32: what each precision reaches on ordinary problems, tested for n = 16 ... 64, ε = 0.1 ... 1).
+      sparsity: λ, the kept fraction of the n·m plan entries (default min(1, 10/max(n, m)), about 10 per row).
+      ridge, cg_tol (defaults 1e-12 in float64, 1e-7 and 1e-6 in float32), cg_maxiter, max_halvings: linear-algebra
+        safeguards. A Newton step that produces a non-finite value (possible below the dtype's precision) is
+        discarded and the solver stops with the last good iterate; `converged` then says whether it met threshold.
 
-    Runs eagerly (not inside jit: iteration counts are returned as Python ints); each stage is compiled.
+    Runs eagerly (not inside jit: the number of Newton steps sizes the error history); each stage is compiled. The
+    output is a pytree of arrays (it passes through jit and vmap).
     """
     if isinstance(geom, ott_geometry.Geometry):
         cost = geom.cost_matrix
@@ -173,7 +182,12 @@ def sinkhorn_newton_sparse(
             raise ValueError(f"marginals must have the same mass, got {av.sum()} and {bv.sum()}")
     if n_sinkhorn < 1 or max_newton < 0:
         raise ValueError(f"n_sinkhorn must be >= 1 and max_newton >= 0, got {n_sinkhorn} and {max_newton}")
-    lam = 10.0 / max(n, m) if sparsity is None else sparsity
+    x64 = dtype == jnp.float64
+    threshold = (1e-12 if x64 else 1e-5) if threshold is None else threshold
+    ridge = (1e-12 if x64 else 1e-7) if ridge is None else ridge
+    cg_tol = (1e-12 if x64 else 1e-6) if cg_tol is None else cg_tol
+    check_positive(threshold, "threshold")
+    lam = min(1.0, 10.0 / max(n, m)) if sparsity is None else sparsity
     if not 0 < lam <= 1:
         raise ValueError(f"sparsity must lie in (0, 1], got {lam}")
     k = min(n * m, max(1, math.ceil(lam * n * m)))
@@ -199,7 +213,15 @@ def sinkhorn_newton_sparse(
     it = int(it)
     plan = jnp.exp(_log_plan(f, g, cost, eps))
     all_errors = np.concatenate([sk_errors, np.asarray(errors[:it])])
-    return SNSOutput(f, g, plan, n_sinkhorn, it, all_errors, bool(err <= threshold))
+    return SNSOutput(
+        f,
+        g,
+        plan,
+        jnp.asarray(n_sinkhorn, jnp.int32),
+        jnp.asarray(it, jnp.int32),
+        jnp.asarray(all_errors),
+        jnp.asarray(err <= threshold),
+    )
 
 
 @jax.jit

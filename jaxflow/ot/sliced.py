@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import check_array, check_positive, check_weights
+from jaxflow._checks import check_array, check_point_clouds, check_positive, check_weights
 
 CONTROL_VARIATES = (None, "lower", "upper")
 
@@ -136,10 +136,7 @@ def projected_wasserstein(
 
 
 def _check_inputs(x, y, p, weights):
-    x = check_array(x, "x", ndim=2)
-    y = check_array(y, "y", ndim=2)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have the same dimension, got x {x.shape} and y {y.shape}")
+    x, y = check_point_clouds(x, y)
     if not (isinstance(p, (int, float)) and p >= 1):
         raise ValueError(f"p must be a number >= 1, got {p!r}")
     a, b = (None, None) if weights is None else weights

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import broadcast_time, check_choice
+from jaxflow._checks import broadcast_time, check_choice, check_time
 from jaxflow.paths.base import PathSample, ProbabilityPath, validate_path_inputs
 from jaxflow.paths.schedulers import CondOTScheduler, Scheduler, VPTrigScheduler
 
@@ -67,6 +67,7 @@ class AffinePath(ProbabilityPath):
         """
         check_choice(source, "source parametrisation", PARAMETRISATIONS)
         check_choice(target, "target parametrisation", PARAMETRISATIONS)
+        check_time(t)
         tb = broadcast_time(t, x)
         if source == target:
             return pred

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import jaxflow as jf
-
 from jaxflow.couplings import (
     ConditionalOTCoupling,
     ExactOTCoupling,

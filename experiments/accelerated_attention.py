@@ -26,7 +26,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
 import tyro
@@ -36,9 +36,6 @@ import jaxflow.dynamics as dy
 from experiments.common import markdown_table, mean_std, results_dir, versions, write_json
 from jaxflow.nn import CharTransformer
 from jaxflow.train import TrainState, make_train_step
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 FLOW_SCHEMES = ("classical", "euler", "symplectic", "exponential")
 

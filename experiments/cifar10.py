@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
 import tyro
@@ -28,9 +28,6 @@ import tyro
 import jaxflow as jf
 from experiments.common import results_dir, versions, write_json
 from jaxflow.train import TrainState, data_mesh, fit, make_train_step
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,87 @@
-"""Helpers shared by studies: result folders, versions, markdown tables."""
+"""What every study shares: a base config, flag validation, claims, and one atomic `write_results`.
+
+A study is a frozen dataclass config (subclass `StudyConfig`) plus a `run(cfg)` that composes jaxflow objects and ends
+with `write_results(cfg, metrics, table, figures, claims)`. Nothing is written until the run has finished, and every
+file is written to a temporary name and renamed into place, so an interrupted or failed run never leaves a
+half-written or overwritten result. Figures are `matplotlib.figure.Figure` objects built without pyplot, so importing
+or running a study never switches the user's matplotlib backend (in Colab the figures display inline as usual).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import platform
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "diffrax", "ott-jax", "chex", "pot")
 
 
+@dataclass(frozen=True)
+class StudyConfig:
+    """Fields every study has (each is a command-line option through tyro)."""
+
+    seed: int = 0
+    out_dir: str = "results/study"
+    quick: bool = False
+    """A short version of the protocol (minutes on a 2-core CPU), written under <out_dir>/quick."""
+    progress: bool = True
+    """Progress bars (they update rarely when the output is not a terminal)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper that a study tests: the claim in words, the paper's number (or None), ours, and whether
+    it holds on our measurement."""
+
+    claim: str
+    paper: Any
+    measured: Any
+    holds: bool
+    note: str = ""
+
+    def asdict(self) -> dict:
+        d = {"claim": self.claim, "paper": self.paper, "measured": self.measured, "holds": bool(self.holds)}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+# ---- validation of flags (before anything is compiled) ----
+def require(condition: bool, flag: str, value: Any, rule: str) -> None:
+    """Raise a ValueError naming the command-line flag when `condition` fails."""
+    if not condition:
+        raise ValueError(f"--{flag.replace('_', '-')} {value!r}: {rule}")
+
+
+def positive_int(cfg: Any, *names: str) -> None:
+    for name in names:
+        v = getattr(cfg, name)
+        require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be a positive integer")
+
+
+def positive_float(cfg: Any, *names: str) -> None:
+    for name in names:
+        v = getattr(cfg, name)
+        require(isinstance(v, int | float) and math.isfinite(v) and v > 0, name, v, "must be a positive number")
+
+
+def non_empty(cfg: Any, *names: str) -> None:
+    for name in names:
+        v = getattr(cfg, name)
+        require(len(v) > 0, name, v, "must not be empty")
+
+
+# ---- results ----
 def versions() -> dict:
     out = {"python": platform.python_version(), "machine": platform.machine()}
     for name in PACKAGES:
@@ -28,13 +98,103 @@ def results_dir(path: str) -> Path:
     return p
 
 
+def _jsonable(obj):
+    if isinstance(obj, np.ndarray | np.generic):
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "__array__"):
+        return np.asarray(obj).tolist()
+    return float(obj)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path` (all or nothing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=float))
+    atomic_write_bytes(Path(path), json.dumps(obj, indent=2, default=_jsonable).encode())
 
 
-def mean_std(values) -> str:
+def claims_table(claims: Iterable[Claim | Mapping]) -> str:
+    rows = []
+    for c in claims:
+        d = c.asdict() if isinstance(c, Claim) else dict(c)
+        rows.append([d["claim"], _fmt(d["paper"]), _fmt(d["measured"]), "yes" if d["holds"] else "**no**"])
+    if not rows:
+        return ""
+    return "## Claims\n\n" + markdown_table(["claim", "paper", "measured", "holds"], rows)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_results(
+    cfg: Any,
+    metrics: Mapping,
+    table: str,
+    figures: Mapping[str, Any] | None = None,
+    claims: Iterable[Claim | Mapping] = (),
+) -> Path:
+    """Write <out_dir>/metrics.json (config, versions, results, claims), table.md (the table, then the claims) and
+    one PNG per figure, each atomically. Call it once, when the run has finished. Returns the folder."""
+    out = results_dir(cfg.out_dir)
+    claims = [c.asdict() if isinstance(c, Claim) else dict(c) for c in claims]
+    for c in claims:
+        missing = {"claim", "paper", "measured", "holds"} - set(c)
+        if missing:
+            raise ValueError(f"a claim lacks {sorted(missing)}: {c}")
+    payload = {
+        "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg),
+        "versions": versions(),
+        "results": dict(metrics),
+        "claims": claims,
+    }
+    for name, fig in (figures or {}).items():
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        atomic_write_bytes(out / f"{name}.png", buf.getvalue())
+    write_json(out / "metrics.json", payload)
+    text = table.rstrip() + "\n\n" + claims_table(claims)
+    atomic_write_bytes(out / "table.md", text.rstrip().encode() + b"\n")
+    return out
+
+
+def figure(**kwargs):
+    """A matplotlib Figure that does not touch pyplot (no backend switch, nothing left open)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+# ---- formatting and fits ----
+def mean_std(values, digits: int = 3) -> str:
+    """'mean ± sd' over seeds; integer-valued quantities (counts such as NFE) are printed as integers."""
     v = np.asarray(values, float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.3f}"
+    sd = v.std(ddof=1) if v.size > 1 else 0.0
+    if np.all(v == np.round(v)):
+        return f"{v.mean():.0f} ± {sd:.0f}"
+    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

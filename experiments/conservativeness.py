@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
 import tyro
@@ -28,9 +28,6 @@ import jaxflow as jf
 from experiments.common import markdown_table, results_dir, versions, write_json
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.train import TrainState, fit, make_train_step
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
 import tyro
@@ -32,9 +32,6 @@ from tqdm.auto import tqdm
 import jaxflow as jf
 from experiments.common import markdown_table, mean_std, results_dir, versions, write_json
 from jaxflow.train import TrainState, make_train_step
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 MODELS = ("fm", "fm_cond", "vp")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
 import tyro
@@ -29,9 +29,6 @@ from tqdm.auto import tqdm
 import jaxflow as jf
 from experiments.common import markdown_table, results_dir, versions, write_json
 from jaxflow.train import TrainState, make_train_step
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,13 @@ from pathlib import Path
 import diffrax
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.common import fit_line, markdown_table, results_dir, versions, write_json
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 PROFILE_TARGETS = ("gaussian", "weakly log-concave", "separated", "near point masses")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import tyro
 from tqdm.auto import tqdm
@@ -24,9 +24,6 @@ from tqdm.auto import tqdm
 import jaxflow as jf
 from experiments.common import loglog_slope, markdown_table, results_dir, versions, write_json
 from jaxflow.ot import gaussian as bw
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 @dataclass(frozen=True)

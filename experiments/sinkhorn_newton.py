@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import tyro
 from ott.solvers.linear import acceleration
@@ -24,9 +24,6 @@ from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.common import markdown_table, results_dir, versions, write_json
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 @dataclass(frozen=True)

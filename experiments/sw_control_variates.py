@@ -14,16 +14,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.common import markdown_table, results_dir, versions, write_json
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 ESTIMATORS = (None, "lower", "upper")
 LABEL = {None: "plain MC", "lower": "CV lower", "upper": "CV upper"}

@@ -1,4 +1,4 @@
-"""Accelerated (SympFormer-type) attention against classical attention (PAPERS.md §10).
+"""Accelerated (SympFormer-type) attention against classical attention.
 
 (a) Particle flows (jaxflow/dynamics/accelerated.py): energy against oracle calls (kernel evaluations, one per step for
     every scheme) for linear attention (N tokens in R^d, A ≻ 0, V ≺ 0: the energy ½ tr(X(−V)Xᵀ) has its minimiser at

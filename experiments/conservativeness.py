@@ -1,4 +1,4 @@
-"""Non-conservativeness of learned fields (PAPERS.md §6).
+"""Non-conservativeness of learned fields.
 
 A score network (denoising score matching on the linear path from N(0, I)) and a velocity network (CFM) are trained
 on a Gaussian mixture in d = 4 (closed-form score and velocity) and on the 2-D moons. Along the path, at points

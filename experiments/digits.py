@@ -1,4 +1,4 @@
-"""Flow matching and diffusion on the 8×8 digits of scikit-learn (PAPERS.md §1, §3, §4).
+"""Flow matching and diffusion on the 8×8 digits of scikit-learn.
 
 Models (one small UNet each, same optimiser and steps):
   fm       unconditional flow matching (Cond-OT path), sampled with Heun;

@@ -1,4 +1,4 @@
-"""The Euler √d/N rate (PAPERS.md §5): Wasserstein error of N-step Euler sampling of the exact marginal velocity of the
+"""The Euler √d/N rate: Wasserstein error of N-step Euler sampling of the exact marginal velocity of the
 linear path from N(0, I) to Gaussian-mixture targets, against a fine reference from the same starting points.
 
 Targets (d ∈ {2, 8, 32, 128}):

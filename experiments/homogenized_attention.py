@@ -1,4 +1,6 @@
-"""Deep random attention and its homogenised limits (PAPERS.md §10; model in jaxflow/dynamics/random_attention.py).
+"""Deep random attention and its homogenised limits.
+
+Model: jaxflow/dynamics/random_attention.py; scalings: docs/attention.md.
 
 Parts:
   A. clustering against depth: mean pairwise cosine, |mean token|² and effective rank per layer for a grid of

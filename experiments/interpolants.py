@@ -1,4 +1,4 @@
-"""ODE against SDE sampling at several ε (PAPERS.md §1, §4).
+"""ODE against SDE sampling at several ε.
 
 Every ε ≥ 0 gives a sampler dX = (b + ε s) dt + √(2ε) dW with the marginals of the ODE Ẋ = b (ε = 0).
   mixture d ∈ dims: the closed-form velocity and score of `GaussianMixture` (linear path from N(0, I)), so the

@@ -1,4 +1,4 @@
-"""Log-densities through the augmented ODE against the true mixture density (PAPERS.md §4).
+"""Log-densities through the augmented ODE against the true mixture density.
 
 1. Closed form: the exact marginal velocity of a `GaussianMixture` (linear path from N(0, I)) integrated with the
    likelihood ODE (Tsit5, tight tolerances, float64) must reproduce the mixture's log-density: error in nats.

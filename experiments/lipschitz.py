@@ -1,4 +1,4 @@
-"""Lipschitz profiles of flow-matching velocity fields (PAPERS.md §5), with the exact marginal velocity of the linear
+"""Lipschitz profiles of flow-matching velocity fields, with the exact marginal velocity of the linear
 path from N(0, I) to Gaussian-mixture targets.
 
 (a) ‖∇ₓv_t(X_t)‖_op along trajectories against t (mean and max over particles), next to 1/(1 − t), for a Gaussian,

@@ -1,4 +1,4 @@
-"""Barycentric-projection OT map estimation against the closed-form Gaussian map (PAPERS.md §9): error as n grows,
+"""Barycentric-projection OT map estimation against the closed-form Gaussian map: error as n grows,
 d ∈ {2, 5, 10}, with fitted rates.
 
 Source N(0, I), target N(m, Σ) with a random Σ (condition number 4). Error: E‖T̂(X) − T(X)‖² over fresh test points

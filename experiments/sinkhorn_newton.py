@@ -1,4 +1,4 @@
-"""Sinkhorn–Newton–Sparse against Sinkhorn and ott-jax's accelerations (PAPERS.md §9): iterations and time to a
+"""Sinkhorn–Newton–Sparse against Sinkhorn and ott-jax's accelerations: iterations and time to a
 marginal error at float64 round-off, on a random assignment problem and on digit-image histograms (L1 and L2 costs).
 
 Run `python -m experiments.sinkhorn_newton` (or `--quick`); writes results/sinkhorn_newton/
@@ -41,7 +41,7 @@ class SNSConfig:
     max_sinkhorn: int = 200_000
     n_sinkhorn_warm: int = 20
     sparsity_per_row: float = 10.0
-    """SNS keeps ⌈λ n²⌉ entries with λ = sparsity_per_row / n (PAPERS.md suggests 2; compared in the table)."""
+    """SNS keeps ⌈λ n²⌉ entries with λ = sparsity_per_row / n (the paper suggests about 2; compared in the table)."""
     repeats: int = 3
     """timing repeats (median reported)."""
     seed: int = 0

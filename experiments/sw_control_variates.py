@@ -1,4 +1,4 @@
-"""Control variates for sliced Wasserstein (PAPERS.md §9): variance and error against the number of projections L,
+"""Control variates for sliced Wasserstein: variance and error against the number of projections L,
 and a sliced-Wasserstein gradient flow with and without control variates.
 
 Run `python -m experiments.sw_control_variates` (or `--quick`); writes results/sw_control_variates/

@@ -1,4 +1,4 @@
-"""Unfolding Gaussian smearing: Wasserstein unfolding (unbinned) against Richardson–Lucy (binned), PAPERS.md §9.
+"""Unfolding Gaussian smearing: Wasserstein unfolding (unbinned) against Richardson–Lucy (binned).
 
 Cases: a steeply falling spectrum and a bimodal one, in 1-D and 2-D. The simulation draws truth atoms from a broad
 prior (not the true spectrum) with `responses` smeared copies each; Richardson–Lucy builds its response matrix from the

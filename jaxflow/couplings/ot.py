@@ -1,4 +1,7 @@
-"""Minibatch optimal-transport couplings (OT-CFM, SB-CFM, conditional OT), PAPERS.md §2.
+"""Minibatch optimal-transport couplings (OT-CFM, SB-CFM, conditional OT).
+
+Tong et al. (2024), "Improving and generalizing flow-based generative models with minibatch optimal transport",
+arXiv:2302.00482; Pooladian et al. (2023), "Multisample flow matching", arXiv:2304.14772.
 
 Each OT coupling computes a plan on the batch and then either *resamples* B pairs from it with replacement (the
 published OT-CFM default) or returns a one-to-one *permutation* of x1.

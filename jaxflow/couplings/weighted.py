@@ -1,4 +1,4 @@
-"""W-CFM: independent pairs reweighted by the Gibbs kernel of the transport cost (PAPERS.md §2)."""
+"""W-CFM: independent pairs reweighted by the Gibbs kernel of the transport cost (docs/couplings.md)."""
 
 from __future__ import annotations
 

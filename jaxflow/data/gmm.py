@@ -1,4 +1,4 @@
-"""Gaussian mixtures with the closed-form marginal velocity and score of the linear path (PAPERS.md §5).
+"""Gaussian mixtures with the closed-form marginal velocity and score of the linear path (docs/gaussian_mixtures.md).
 
 For x0 ~ N(0, I) and x_t = (1 − t) x0 + t x1 with x1 ~ Σ_k π_k N(μ_k, Σ_k), the marginal at time t is the mixture
 Σ_k π_k N(m_k, C_k) with m_k = t μ_k, C_k = (1 − t)² I + t² Σ_k, and

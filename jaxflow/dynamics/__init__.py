@@ -1,5 +1,5 @@
 """Attention as interacting particles: deep random attention and its homogenised limits, accelerated
-(SympFormer-type) Hamiltonian attention flows (PAPERS.md §10)."""
+(SympFormer-type) Hamiltonian attention flows."""
 
 from jaxflow.dynamics.accelerated import (
     SCHEMES,

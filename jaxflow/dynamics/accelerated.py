@@ -1,4 +1,4 @@
-"""Accelerated (SympFormer-type) attention particle flows (PAPERS.md §10).
+"""Accelerated (SympFormer-type) attention particle flows.
 
 Tokens carry positions X [N, d] and momenta P [N, d]. A system is a Hamiltonian H(X, P) = K(X, P) + U(X) with a
 position-dependent kinetic metric; the accelerated flow is the conformal Hamiltonian system

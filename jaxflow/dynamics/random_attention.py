@@ -1,4 +1,7 @@
-"""Deep random multi-head attention on the sphere and its homogenised limits (PAPERS.md §10).
+"""Deep random multi-head attention on the sphere and its homogenised limits.
+
+Tokens as interacting particles: Geshkovski, Letrouit, Polyanskiy & Rigollet (2023), "A mathematical perspective on
+transformers", arXiv:2312.10794. The scalings derived below are collected in docs/attention.md.
 
 Finite depth. n tokens x_i on the unit sphere S^{d-1}; one layer with H heads and step η is
 

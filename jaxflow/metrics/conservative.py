@@ -1,4 +1,4 @@
-"""Non-conservativeness of vector fields (PAPERS.md §6).
+"""Non-conservativeness of vector fields (the tests are described in docs/conservativeness.md).
 
 A score is a gradient, so its Jacobian is symmetric and its loop integrals vanish; a trained network need not be.
 

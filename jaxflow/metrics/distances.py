@@ -1,4 +1,4 @@
-"""Distances between samples: exact W_p (POT network simplex), sliced W, MMD, energy distance (PAPERS.md §12)."""
+"""Distances between samples: exact W_p (POT network simplex), sliced W, MMD, energy distance."""
 
 from __future__ import annotations
 

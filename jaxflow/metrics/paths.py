@@ -1,4 +1,5 @@
-"""Metrics of generated paths: path energy, normalised path energy (NPE), straightness (PAPERS.md §12)."""
+"""Metrics of generated paths: path energy, normalised path energy (NPE; Tong et al. 2024, arXiv:2302.00482),
+straightness (Liu, Gong & Liu 2023, arXiv:2209.03003)."""
 
 from __future__ import annotations
 

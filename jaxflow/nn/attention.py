@@ -1,4 +1,4 @@
-"""Classical and accelerated (SympFormer-type) attention blocks as Flax modules (PAPERS.md §10).
+"""Classical and accelerated (SympFormer-type) attention blocks as Flax modules.
 
 Tokens are [B, T, D]. `MultiHeadAttention` is softmax or linear attention, optionally causal:
   softmax: out_i = Σ_j softmax_j(⟨q_i, k_j⟩/√d_h) v_j

@@ -1,4 +1,4 @@
-"""Batch normalisation for SPD-matrix inputs under the (generalised) Bures–Wasserstein metric (PAPERS.md §9).
+"""Batch normalisation for SPD-matrix inputs under the (generalised) Bures–Wasserstein metric.
 
 For a batch X_1..X_B of SPD matrices [B, d, d] and a power θ > 0 (θ = 1 is the plain BW metric):
   1. Y_b = X_b^θ;

@@ -1,4 +1,4 @@
-"""Optimal-transport toolbox (PAPERS.md §9).
+"""Optimal-transport toolbox.
 
 exact (POT network simplex) · sinkhorn (ott-jax) · sinkhorn_newton (Sinkhorn–Newton–Sparse) · sliced (SW with control
 variates, Max-SW, vMF distributional SW) · gaussian (Bures–Wasserstein geometry) · maps (barycentric projection) ·

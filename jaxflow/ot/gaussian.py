@@ -1,4 +1,7 @@
-"""Gaussians and SPD matrices under the Bures–Wasserstein geometry (PAPERS.md §9).
+"""Gaussians and SPD matrices under the Bures–Wasserstein geometry.
+
+Bhatia, Jain & Lim (2019), "On the Bures–Wasserstein distance between positive definite matrices",
+Expositiones Mathematicae 37(2).
 
 For N(m₁, A) and N(m₂, B):  W₂² = ‖m₁ − m₂‖² + tr A + tr B − 2 tr (B^½ A B^½)^½, the OT map is
 T(x) = m₂ + A_T (x − m₁) with A_T = A^{-½}(A^½ B A^½)^½ A^{-½}, and the covariance geodesic is

@@ -1,19 +1,21 @@
-"""Sinkhorn–Newton–Sparse (SNS): Sinkhorn warm start, then Newton steps on the entropic dual with a sparsified Hessian
-(PAPERS.md §9).
+"""Sinkhorn–Newton–Sparse (SNS): Sinkhorn warm start, then Newton steps on the entropic dual with a sparsified Hessian.
+
+Tang, Shavlovsky, Rahmanian, Tardini, Thekumparampil, Xiao & Ying (2024), "Accelerating Sinkhorn algorithm with sparse
+Newton iterations", ICLR 2024, arXiv:2401.12253.
 
 With ott's convention P_ij = exp((f_i + g_j − C_ij)/ε), the entropic dual
 
     D(f, g) = aᵀf + bᵀg − ε Σ_ij exp((f_i + g_j − C_ij)/ε)
 
-is concave with ∇D = (a − P1, b − Pᵀ1) and ∇²D = −(1/ε) [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]. (PAPERS.md writes the same
+is concave with ∇D = (a − P1, b − Pᵀ1) and ∇²D = −(1/ε) [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]. (the paper writes the same
 function with η = 1/ε and a shift of −1 in the exponent; the shift only moves the potentials by a constant.)
 
 Stage 1 runs `n_sinkhorn` iterations of ott-jax's Sinkhorn (log domain). Stage 2 repeats:
-  1. keep the ⌈λ n m⌉ largest entries of P (λ = `sparsity`, default 10/max(n, m)) and exact diagonal blocks;
+  1. keep the ⌈λ n m⌉ largest entries of P (λ = `sparsity`, default min(1, 10/max(n, m))) and exact diagonal blocks;
   2. solve (−∇²D + δI) Δ = ∇D by conjugate gradient, the sparse block applied as a segment sum (cost O(nnz));
   3. backtracking line search on D (Armijo, halving from a unit step).
 The Hessian approximation stays positive definite: the diagonal blocks dominate the kept off-diagonal entries.
-PAPERS.md suggests λ ≈ 2/n. On the random assignment problem (n = 500, ε = 1/1200, float64) that keeps 92% of the
+The paper suggests λ ≈ 2/n. On the random assignment problem (n = 500, ε = 1/1200, float64) that keeps 92% of the
 plan's mass and Newton converges only linearly (49 steps to 1e-11); λ = 10/n keeps all but 4e-10 of it and converges
 quadratically (7 steps), so 10/n is the default here.
 Stopping: the L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ below `threshold`.
@@ -146,7 +148,7 @@ def sinkhorn_newton_sparse(
     Args:
       geom: an ott-jax `Geometry` (its `cost_matrix` and `epsilon` are used) or a cost matrix [n, m] with `epsilon`.
       a, b: marginals (uniform when None); non-negative, same total mass.
-      epsilon: entropic regularisation ε > 0 (absolute, cost units) when `geom` is a matrix; η = 1/ε in PAPERS.md.
+      epsilon: entropic regularisation ε > 0 (absolute, cost units) when `geom` is a matrix; the paper's η is 1/ε.
       n_sinkhorn: Sinkhorn iterations before the first Newton step (the warm start).
       max_newton: cap on Newton steps; threshold: L1 marginal error at which to stop (default 1e-12 in float64,
         1e-5 in float32: what each precision reaches on ordinary problems, tested for n = 16 ... 64, ε = 0.1 ... 1).

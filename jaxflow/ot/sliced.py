@@ -1,4 +1,7 @@
-"""Sliced Wasserstein family (PAPERS.md §9): Monte Carlo SW with control variates, Max-SW, vMF distributional SW.
+"""Sliced Wasserstein family: Monte Carlo SW with control variates, Max-SW, vMF distributional SW.
+
+Bonneel et al. (2015); Nguyen & Ho (2023), "Control variate sliced Wasserstein estimators", arXiv:2305.00402;
+Deshpande et al. (2019), "Max-sliced Wasserstein distance and its use for GANs", arXiv:1904.05877.
 
 Every estimator projects both point clouds on directions θ ∈ S^{d−1} and computes one-dimensional transport by sorting
 (equal sizes, uniform weights) or by quantile functions (unequal sizes or general weights).

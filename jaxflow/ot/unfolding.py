@@ -1,10 +1,13 @@
 """Unfolding (deconvolution of a detector's smearing): Richardson–Lucy on bins and Wasserstein unfolding on unbinned
-samples (PAPERS.md §9).
+samples.
+
+Richardson (1972); Lucy (1974); D'Agostini (1995), "A multidimensional unfolding method based on Bayes' theorem".
+The derivation of the Wasserstein scheme is in docs/unfolding.md.
 
 Richardson–Lucy / iterative Bayesian unfolding. R_ij = P(measured in bin i | true bin j), efficiency ε_j = Σ_i R_ij,
 measured histogram g. Iterate f_j ← (f_j / ε_j) Σ_i R_ij g_i / Σ_k R_ik f_k.
 
-Wasserstein unfolding (derived here; PAPERS.md gives the setting, not the algorithm). Data: measured points x_i with
+Wasserstein unfolding (derived here; docs/unfolding.md). Data: measured points x_i with
 weights b_i (Σ b = mass). Simulation: truth atoms z_j, each with S simulated detector responses y_js, so a truth measure
 Σ_j w_j δ_{z_j} has the detector-level image K w = Σ_j w_j (1/S) Σ_s δ_{y_js}. With C = squared Euclidean cost,
 we minimise over truth weights w ≥ 0 and couplings π ≥ 0 of the sim responses (j, s) with the data i

@@ -1,4 +1,8 @@
-"""Affine probability paths x_t = α_t x1 + σ_t x0 and converters between parametrisations (PAPERS.md §1)."""
+"""Affine probability paths x_t = α_t x1 + σ_t x0 and converters between parametrisations.
+
+Lipman et al. (2023), arXiv:2210.02747; Liu, Gong & Liu (2023), arXiv:2209.03003. The derivation of the converters
+and their sign conventions is in docs/conventions.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Brownian-bridge path of SB-CFM (Tong et al. 2024), PAPERS.md §1."""
+"""Brownian-bridge path of SB-CFM (Tong et al. 2024, arXiv:2302.00482)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each scheduler is a small immutable object with `alpha`, `sigma` and their time derivatives `d_alpha`, `d_sigma`.
 Subclass `Scheduler` and implement `alpha` and `sigma`; the derivatives default to autodiff (override them with closed
-forms where you have one). PAPERS.md §1.
+forms where you have one). See docs/conventions.md.
 """
 
 from __future__ import annotations

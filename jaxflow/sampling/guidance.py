@@ -1,4 +1,4 @@
-"""Classifier-free guidance as a wrapper around any conditional field (PAPERS.md §3).
+"""Classifier-free guidance as a wrapper around any conditional field (Ho & Salimans 2022, arXiv:2207.12598).
 
 v_w(t, x, c) = v(t, x, ∅) + w (v(t, x, c) − v(t, x, ∅)): w = 0 is the unconditional model, w = 1 the conditional one,
 w > 1 extrapolates towards the class. ∅ is the null label the model was trained with under label dropout

@@ -6,7 +6,8 @@ from experiments import conservativeness, lipschitz
 
 
 def test_closed_form_velocity_jacobian_matches_autodiff_of_formula():
-    # PAPERS §5 formula written out independently for one Gaussian component, compared with GaussianMixture.velocity
+    # the docs/gaussian_mixtures.md formula written out independently for one Gaussian component,
+    # compared with GaussianMixture.velocity
     with jax.enable_x64(True):
         gmm = lipschitz.profile_target("gaussian", 3, jax.random.key(0))
         mu, cov = gmm.means[0], gmm.covs[0]

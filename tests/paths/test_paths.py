@@ -91,7 +91,7 @@ def test_converter_round_trips(scheduler, key):
 
 
 def test_converters_against_gaussian_mixture_closed_form(key):
-    """The score of the linear path, converted to a velocity, is the closed-form marginal velocity (PAPERS.md §5)."""
+    """The score of the linear path, converted to a velocity, is the closed-form marginal velocity."""
     gmm = GaussianMixture(
         jnp.array([0.4, 0.6]), jnp.array([[2.0, 0.0], [-1.0, 1.5]]), jnp.stack([0.3 * jnp.eye(2)] * 2)
     )

@@ -67,17 +67,33 @@ CIFAR_TEST = ("test_batch",)
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        d = pickle.load(f, encoding="bytes")
-    if b"data" not in d or b"labels" not in d:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (keys {sorted(d)})")
-    data = np.asarray(d[b"data"], np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: data must be [N, 3072] uint8, got {data.shape}")
-    labels = np.asarray(d[b"labels"], np.int64)
-    if labels.shape[0] != data.shape[0] or labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"{path}: labels must be one per image in [0, 9]")
-    return data, labels
+    """One python-pickle batch; every problem is reported with the file's path."""
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        keys = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (it holds {keys}, not b'data' and b'labels')")
+    raw = np.asarray(d[b"data"])
+    if raw.ndim != 2 or raw.shape[1] != 3072:
+        raise ValueError(f"{path}: data must be [N, 3072] uint8, got shape {raw.shape}")
+    if raw.dtype != np.uint8:
+        if not np.issubdtype(raw.dtype, np.number):
+            raise ValueError(f"{path}: data must be numeric pixels, got dtype {raw.dtype}")
+        if not np.all(np.isfinite(raw)) or raw.min() < 0 or raw.max() > 255 or np.any(raw != np.round(raw)):
+            raise ValueError(
+                f"{path}: pixel values must be integers in [0, 255], got dtype {raw.dtype} with values in "
+                f"[{np.nanmin(raw)}, {np.nanmax(raw)}] (a uint8 cast would wrap them silently)"
+            )
+    data = raw.astype(np.uint8)
+    labels = np.asarray(d[b"labels"])
+    if labels.ndim != 1 or labels.shape[0] != data.shape[0] or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: labels must be one integer per image, got shape {labels.shape} ({labels.dtype})")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: labels must lie in [0, 9], got [{labels.min()}, {labels.max()}]")
+    return data, labels.astype(np.int64)
 
 
 def load_cifar10(folder: str | Path, split: str = "train", files: tuple[str, ...] | None = None) -> ImageData:

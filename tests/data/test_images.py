@@ -57,3 +57,40 @@ def test_digits_and_split():
     np.testing.assert_array_equal(tr.labels, tr2.labels)
     # the split is a partition: pixel sums add up
     np.testing.assert_allclose(tr.images.sum() + te.images.sum(), d.images.sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncated", "not a readable CIFAR-10"),
+        ("random", "not a readable CIFAR-10"),
+        ("wrong_pickle", "not a CIFAR-10 python batch"),
+        ("float_out_of_range", r"integers in \[0, 255\]"),
+        ("bad_labels", r"labels must lie in \[0, 9\]"),
+    ],
+)
+def test_corrupted_cifar_batches_name_the_file(tmp_path, damage, message):
+    path = tmp_path / "test_batch"
+    data = np.random.default_rng(0).integers(0, 256, (3, 3072), dtype=np.uint8)
+    _write_batch(path, data, [0, 1, 2])
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "random":
+        path.write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    elif damage == "wrong_pickle":
+        with open(path, "wb") as f:
+            pickle.dump([1, 2, 3], f)
+    elif damage == "float_out_of_range":
+        _write_batch(path, data.astype(np.float32) * 1.5, [0, 1, 2])
+    elif damage == "bad_labels":
+        _write_batch(path, data, [0, 1, 12])
+    with pytest.raises(ValueError, match=message) as info:
+        jf.data.load_cifar10(tmp_path, "test")
+    assert str(path) in str(info.value)
+
+
+def test_float_pixels_in_range_are_accepted(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, (3, 3072)).astype(np.float64)
+    _write_batch(tmp_path / "test_batch", data, [0, 1, 2])
+    images = jf.data.load_cifar10(tmp_path, "test").images
+    np.testing.assert_allclose(jf.data.from_unit_range(images, 255.0)[0, 0, 0, 0], data[0, 0], atol=1e-3)

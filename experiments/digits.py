@@ -183,6 +183,9 @@ def run(cfg: DigitsConfig) -> dict:
     predict = jax.jit(lambda x: jnp.argmax(clf.apply(clf_params, x), -1))
     feat_b = feats(half_b)
     fd_real = float(jf.metrics.frechet_distance(feats(half_a), feat_b))
+    # the other end of the scale: uniform noise images in the data range
+    noise_images = jax.random.uniform(jax.random.fold_in(key, 3), half_a.shape, minval=-1.0, maxval=1.0)
+    fd_noise = float(jf.metrics.frechet_distance(feats(noise_images), feat_b))
 
     def fd(samples):
         return float(jf.metrics.frechet_distance(feats(samples), feat_b))
@@ -244,6 +247,7 @@ def run(cfg: DigitsConfig) -> dict:
         versions=versions(),
         classifier_accuracy=clf_acc,
         fd_real_halves=fd_real,
+        fd_uniform_noise=fd_noise,
         n_eval=int(n_half),
         results=results,
         losses={k: v_[:: max(1, len(v_) // 200)] for k, v_ in losses.items()},

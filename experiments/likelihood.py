@@ -112,6 +112,8 @@ def evaluate_learned(cfg, gmm, v, params, key, d):
         bits_per_dim=float(np.mean(np.asarray(ex.bits_per_dim))),
         hutchinson_mean_abs_vs_exact=float(np.mean(np.abs(lh - lq))),
         hutchinson_bias=float(np.mean(lh - lq)),
+        hutchinson_bias_se=float(np.std(lh - lq, ddof=1) / np.sqrt(len(lq))),
+        kl_to_source=float(np.mean(truth - np.asarray(jf.sampling.standard_normal_log_prob(x)))),
         time_exact_s=t_ex,
         time_hutchinson_s=t_hu,
         nfe=int(ex.nfe),

@@ -15,9 +15,10 @@ def test_likelihood_tiny(tmp_path):
     # the closed-form velocity reproduces the mixture's log-density within 0.02 nats per sample
     assert res["closed_form"]["2"]["max_abs"] < 0.02
     learned = res["learned"]["2"]
-    assert learned["corr"] > 0.3
-    # KL(p‖q) ≥ 0 up to Monte-Carlo error of the 60-sample estimate
-    assert learned["kl_estimate"] > -0.2
+    # training moved the model towards the target: its KL estimate is below the source's KL(p ‖ N(0, I))
+    assert learned["kl_estimate"] < learned["kl_to_source"] - 0.1  # paired on the same samples
+    # Hutchinson's estimator is unbiased: on the same model it agrees with the exact trace within its sampling error
+    assert abs(learned["hutchinson_bias"]) < 4 * learned["hutchinson_bias_se"] + 1e-3
 
 
 @pytest.mark.slow

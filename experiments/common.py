@@ -132,7 +132,7 @@ def write_json(path: Path, obj) -> None:
 def claims_table(claims: Iterable[Claim | Mapping]) -> str:
     rows = []
     for c in claims:
-        d = c.asdict() if isinstance(c, Claim) else dict(c)
+        d = c.asdict() if hasattr(c, "asdict") else dict(c)
         rows.append([d["claim"], _fmt(d["paper"]), _fmt(d["measured"]), "yes" if d["holds"] else "**no**"])
     if not rows:
         return ""
@@ -144,6 +144,10 @@ def _fmt(v) -> str:
         return "—"
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, Mapping):
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return ", ".join(_fmt(x) for x in v)
     return str(v)
 
 
@@ -153,18 +157,21 @@ def write_results(
     table: str,
     figures: Mapping[str, Any] | None = None,
     claims: Iterable[Claim | Mapping] = (),
+    *,
+    run_versions: Mapping | None = None,
 ) -> Path:
     """Write <out_dir>/metrics.json (config, versions, results, claims), table.md (the table, then the claims) and
-    one PNG per figure, each atomically. Call it once, when the run has finished. Returns the folder."""
+    one PNG per figure, each atomically. Call it once, when the run has finished. Returns the folder.
+    `run_versions`: the versions of the run that produced `metrics` (when refreshing an earlier run)."""
     out = results_dir(cfg.out_dir)
-    claims = [c.asdict() if isinstance(c, Claim) else dict(c) for c in claims]
+    claims = [c.asdict() if hasattr(c, "asdict") else dict(c) for c in claims]
     for c in claims:
         missing = {"claim", "paper", "measured", "holds"} - set(c)
         if missing:
             raise ValueError(f"a claim lacks {sorted(missing)}: {c}")
     payload = {
         "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg),
-        "versions": versions(),
+        "versions": dict(run_versions) if run_versions is not None else versions(),
         "results": dict(metrics),
         "claims": claims,
     }
@@ -218,3 +225,35 @@ def loglog_slope(ns, errs) -> tuple[float, float]:
     """Slope of log errs on log ns with its 95% interval half-width."""
     slope, ci, _ = fit_line(np.log(np.asarray(ns, float)), np.log(np.asarray(errs, float)))
     return slope, ci
+
+
+def refresh(study: str, out_dir: str | None = None) -> Path:
+    """Rebuild table.md and the claims of an earlier run from its metrics.json, without re-running it (figures are
+    kept). The study module must define `CONFIG` (its config class), `make_table(results, cfg)` and
+    `claims(results, cfg)`. Run as `python -m experiments.common refresh <study> [out_dir]`."""
+    import importlib
+
+    module = importlib.import_module(f"experiments.{study}")
+    folder = Path(out_dir or f"results/{study}")
+    payload = json.loads((folder / "metrics.json").read_text())
+    fields = {f.name for f in dataclasses.fields(module.CONFIG)}
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in fields}
+    cfg = dataclasses.replace(module.CONFIG(**config), out_dir=str(folder), quick=False)
+    results = payload["results"]
+    return write_results(
+        cfg,
+        results,
+        module.make_table(results, cfg),
+        None,
+        module.claims(results, cfg),
+        run_versions=payload.get("versions"),
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) >= 3 and sys.argv[1] == "refresh":
+        print(refresh(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
+    else:
+        raise SystemExit("usage: python -m experiments.common refresh <study> [out_dir]")

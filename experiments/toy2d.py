@@ -239,6 +239,30 @@ def plot(results: dict, trajectories: dict, cfg: Toy2dConfig):
     return fig
 
 
+def make_table(results: dict, cfg: Toy2dConfig) -> str:
+    header = ["method", "task", "W2", "NPE", "NFE (dopri5)", "train model-steps/s"]
+    rows = []
+    for method in cfg.methods:
+        for task in cfg.tasks:
+            m = results[task][method]
+            per = m["per_seed"]
+            rows.append(
+                [
+                    METHOD_LABELS[method],
+                    task,
+                    mean_std([r["w2"] for r in per]),
+                    mean_std([r["npe"] for r in per]),
+                    mean_std([r["nfe"] for r in per]),
+                    f"{m['model_steps_per_s']:.0f}",
+                ]
+            )
+    note = (
+        f"{cfg.seeds} seeds, {cfg.steps} steps, batch {cfg.batch_size}, {cfg.eval_samples} evaluation samples; "
+        "mean ± std over seeds. Training rate: model-steps/s of the vmapped sweep (all seeds at once).\n\n"
+    )
+    return "# toy2d\n\n" + note + markdown_table(header, rows)
+
+
 def claims(results: dict, cfg: Toy2dConfig) -> list[Claim]:
     """The OT-CFM paper's claims (Tong et al. 2024, arXiv:2302.00482) as far as the run's methods allow."""
     out = []
@@ -326,32 +350,14 @@ def run(cfg: Toy2dConfig) -> dict:
                 f"NFE {summary['nfe_mean']:.0f}  {rate * cfg.seeds:.0f} model-steps/s",
                 flush=True,
             )
-    header = ["method", "task", "W2", "NPE", "NFE (dopri5)", "train model-steps/s"]
-    rows = []
-    for method in cfg.methods:
-        for task in cfg.tasks:
-            per = raw[(task, method)]
-            m = results[task][method]
-            rows.append(
-                [
-                    METHOD_LABELS[method],
-                    task,
-                    mean_std([r["w2"] for r in per]),
-                    mean_std([r["npe"] for r in per]),
-                    mean_std([r["nfe"] for r in per]),
-                    f"{m['model_steps_per_s']:.0f}",
-                ]
-            )
-    note = (
-        f"{cfg.seeds} seeds, {cfg.steps} steps, batch {cfg.batch_size}, {cfg.eval_samples} evaluation samples; "
-        "mean ± std over seeds. Training rate: model-steps/s of the vmapped sweep (all seeds at once) on "
-        f"{jax.devices()[0].platform}.\n\n"
-    )
-    table = "# toy2d\n\n" + note + markdown_table(header, rows)
+    table = make_table(results, cfg)
     fig = plot(results, trajectories, cfg)
     out_dir = write_results(cfg, results, table, {"samples": fig}, claims(results, cfg))
     print(f"results written to {out_dir}/ (table.md, metrics.json, samples.png)")
     return results
+
+
+CONFIG = Toy2dConfig
 
 
 def main() -> None:

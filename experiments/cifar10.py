@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
@@ -82,9 +81,10 @@ def run(cfg: CifarConfig) -> dict:
     step_fn = make_train_step(loss, optimizer, ema_decay=cfg.ema_decay, mesh=mesh)
     images = np.asarray(data.images)
 
-    def batches(step, n):
-        idx = np.asarray(jax.random.randint(jax.random.fold_in(key, 10 + step), (n, cfg.batch_size), 0, len(images)))
-        return {"x1": jnp.asarray(images[idx])}
+    # epoch permutations derived from the step: a resumed run sees exactly the batches of an uninterrupted one
+    batches = jf.train.Prefetch(
+        jf.train.ArraySource({"x1": images}, cfg.batch_size, jax.random.fold_in(key, 10), mesh=mesh)
+    )
 
     state, records = fit(
         state,

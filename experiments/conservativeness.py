@@ -108,8 +108,8 @@ def train(task, kind, cfg, key):
 
 
 def score_to_velocity(score_fn):
-    """v(t, x) = (x + (1 − t) s(t, x)) / t for the linear path from N(0, I)."""
-    return lambda t, x: (x + (1 - t) * score_fn(t, x)) / t
+    """The linear path's velocity from a score, through the library's converter (v = (x + (1 − t) s) / t)."""
+    return jf.sampling.score_to_drift(jf.paths.cond_ot_path(), score_fn)
 
 
 def measure(fields: dict, sample_tgt, d, cfg, key):

@@ -130,8 +130,7 @@ def train_checkerboard(cfg, key):
         return v(p["b"], t, x)
 
     def score(t, x):
-        g, _ = si.gammas(jnp.asarray(t))
-        return -v(p["eta"], t, x) / g
+        return si.score_from_denoiser(v(p["eta"], t, x), t)
 
     return drift, score, losses
 

@@ -191,31 +191,28 @@ def train_method(task: str, method: str, cfg: Toy2dConfig, key: jax.Array):
     return states, cfg.steps / elapsed
 
 
-def evaluate(params, task: str, cfg: Toy2dConfig, key: jax.Array, sampler) -> dict:
-    """W2, NFE, path energy and NPE of one trained model."""
+def evaluate(params, task: str, cfg: Toy2dConfig, key: jax.Array, velocity) -> dict:
+    """W2, NFE, path energy and NPE of one trained model (the library's `flow_quality`)."""
     src, tgt = parse_task(task)
     k_src, k_tgt, k_src2 = jax.random.split(key, 3)
-    x0 = jf.data.get_sampler(src)(k_src, cfg.eval_samples)
-    target = jf.data.get_sampler(tgt)(k_tgt, cfg.eval_samples)
-    out, pe = sampler(params, x0)
-    w2 = jf.metrics.wasserstein(out.x, target)
-    w2_src_tgt = jf.metrics.wasserstein(jf.data.get_sampler(src)(k_src2, cfg.eval_samples), target)
-    npe = float(jf.metrics.npe(pe, w2_src_tgt**2))
-    return {"w2": w2, "nfe": int(out.nfe), "path_energy": float(pe), "w2_source_target": w2_src_tgt, "npe": npe}
+    sample_src = jf.data.get_sampler(src)
+    record, _ = jf.train.flow_quality(
+        velocity,
+        params,
+        sample_src(k_src, cfg.eval_samples),
+        jf.data.get_sampler(tgt)(k_tgt, cfg.eval_samples),
+        sample_src(k_src2, cfg.eval_samples),
+        rtol=cfg.solver_tol,
+        atol=cfg.solver_tol,
+    )
+    return record
 
 
-def make_sampler(cfg: Toy2dConfig):
-    velocity = velocity_fn(make_model(cfg))
-
-    @jax.jit
-    def sampler(params, x0):
-        out = jf.sample(
-            velocity, x0, params=params, solver="dopri5", rtol=cfg.solver_tol, atol=cfg.solver_tol, save_trajectory=101
-        )
-        pe = jf.metrics.path_energy(lambda t, x: velocity(params, t, x), out.trajectory, out.ts)
-        return out, pe
-
-    return sampler
+def trajectories_of(velocity, params, x0, cfg: Toy2dConfig) -> np.ndarray:
+    out = jf.sample(
+        velocity, x0, params=params, solver="dopri5", rtol=cfg.solver_tol, atol=cfg.solver_tol, save_trajectory=101
+    )
+    return np.asarray(out.trajectory)
 
 
 def plot(results: dict, trajectories: dict, cfg: Toy2dConfig):
@@ -320,7 +317,7 @@ def run(cfg: Toy2dConfig) -> dict:
     validate(cfg)
     if cfg.quick:
         cfg = quick_config(cfg)
-    sampler = make_sampler(cfg)
+    velocity = velocity_fn(make_model(cfg))
     key = jax.random.key(cfg.seed)
     results, trajectories, raw = {}, {}, {}
     for ti, task in enumerate(cfg.tasks):
@@ -332,11 +329,11 @@ def run(cfg: Toy2dConfig) -> dict:
             for s in range(cfg.seeds):
                 params = jax.tree.map(lambda a, s=s: a[s], states.params)
                 k_eval = jax.random.fold_in(jax.random.fold_in(key, 10_000 + ti), s)  # same eval draws for all methods
-                per_seed.append(evaluate(params, task, cfg, k_eval, sampler))
+                per_seed.append(evaluate(params, task, cfg, k_eval, velocity))
                 if s == 0:
                     src, _ = parse_task(task)
                     x0 = jf.data.get_sampler(src)(k_eval, 500)
-                    trajectories[(task, method)] = np.asarray(sampler(params, x0)[0].trajectory)
+                    trajectories[(task, method)] = trajectories_of(velocity, params, x0, cfg)
             summary = {
                 f"{k}_{stat}": float(getattr(np, stat)([r[k] for r in per_seed]))
                 for k in ("w2", "npe", "nfe")

@@ -1,7 +1,7 @@
 """TrainState, the step factory, data-parallel sharding, EMA, checkpoints and the training loop."""
 
 from jaxflow.train.data import ArraySource, IteratorSource, Prefetch
-from jaxflow.train.evaluate import make_evaluator
+from jaxflow.train.evaluate import flow_quality, make_evaluator
 from jaxflow.train.loop import (
     ConfigMismatchError,
     MetricsLog,
@@ -29,6 +29,7 @@ __all__ = [
     "ArraySource",
     "IteratorSource",
     "Prefetch",
+    "flow_quality",
     "make_evaluator",
     "DATA_AXIS",
     "Ema",

@@ -227,10 +227,16 @@ def loglog_slope(ns, errs) -> tuple[float, float]:
     return slope, ci
 
 
+def _results_of(payload: Mapping) -> dict:
+    rest = {k: v for k, v in payload.items() if k not in ("config", "versions", "claims")}
+    return rest["results"] if set(rest) == {"results"} else rest
+
+
 def refresh(study: str, out_dir: str | None = None) -> Path:
-    """Rebuild table.md and the claims of an earlier run from its metrics.json, without re-running it (figures are
-    kept). The study module must define `CONFIG` (its config class), `make_table(results, cfg)` and
-    `claims(results, cfg)`. Run as `python -m experiments.common refresh <study> [out_dir]`."""
+    """Rebuild the claims of an earlier run from its metrics.json without re-running it: metrics.json gets the
+    `claims` list and table.md its claims section (the study's table and figures are kept). The study module defines
+    `CONFIG` (its config class) and `claims(results, cfg)`; `make_table(results, cfg)` when it can rebuild its
+    table from the results. Run as `python -m experiments.common refresh <study> [out_dir]`."""
     import importlib
 
     module = importlib.import_module(f"experiments.{study}")
@@ -239,15 +245,17 @@ def refresh(study: str, out_dir: str | None = None) -> Path:
     fields = {f.name for f in dataclasses.fields(module.CONFIG)}
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in fields}
     cfg = dataclasses.replace(module.CONFIG(**config), out_dir=str(folder), quick=False)
-    results = payload["results"]
-    return write_results(
-        cfg,
-        results,
-        module.make_table(results, cfg),
-        None,
-        module.claims(results, cfg),
-        run_versions=payload.get("versions"),
-    )
+    results = _results_of(payload)
+    if hasattr(module, "make_table"):
+        table = module.make_table(results, cfg)
+    else:
+        table = (folder / "table.md").read_text().split("\n## Claims\n")[0]
+    return write_results(cfg, results, table, None, module.claims(results, cfg), run_versions=payload.get("versions"))
+
+
+def finish(study: str, cfg: Any) -> Path:
+    """Called at the end of a study's `run` after it has written its own table and metrics: adds the claims."""
+    return refresh(study, cfg.out_dir)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import fit_line, markdown_table, results_dir, versions, write_json
+from experiments.common import atomic_write_bytes, finish, fit_line, markdown_table, results_dir, versions, write_json
 
 PROFILE_TARGETS = ("gaussian", "weakly log-concave", "separated", "near point masses")
 
@@ -115,7 +115,7 @@ def _fit(x, y):
     return slope, rss
 
 
-def run(cfg: LipschitzConfig) -> dict:
+def _run_study(cfg: LipschitzConfig) -> dict:
     """Run the study in float64 (scoped)."""
     with jax.enable_x64(True):
         return _run(cfg)
@@ -202,7 +202,7 @@ def _run(cfg: LipschitzConfig) -> dict:
         + "\nFits of log Lip:\n\n"
         + fit_text
     )
-    (out_dir / "table.md").write_text(text)
+    atomic_write_bytes(out_dir / "table.md", text.encode())
     summary = dict(lips=lips, at_centre=at_centre, closed_form=closed, fits=fits)
     write_json(
         out_dir / "metrics.json",
@@ -235,6 +235,48 @@ def _run(cfg: LipschitzConfig) -> dict:
     print(text)
     print(f"results written to {out_dir}/")
     return {"profiles": profiles, "flow_map": summary}
+
+
+def claims(results: dict, cfg) -> list:
+    """‖∇v_t‖ grows at most like 1/(1 − t); the flow map's Lipschitz constant over random starts stays polynomial in
+    the mode separation while the worst case (the centre) is exponential (closed form σ e^{s²/2σ²})."""
+    from experiments.common import Claim
+
+    late, mid = {}, {}
+    for name, p in results["profiles"].items():
+        t, mx = np.asarray(p["t"]), np.asarray(p["max"])
+        scaled = mx * (1.0 - t)
+        late[name] = round(float(np.max(scaled[t >= 0.99])), 3)
+        mid[name] = round(float(np.max(scaled[(t >= 0.5) & (t < 0.99)])), 3)
+    worst = {k: f"{mid[k]} on [0.5, 0.99) → {late[k]} on [0.99, 1)" for k in late}
+    fits = results["flow_map"]["fits"]
+    return [
+        Claim(
+            "the velocity's Lipschitz constant grows at most like 1/(1 − t) near the data end",
+            "≤ C/(1 − t)",
+            {k: f"(1−t)‖∇v‖: {v}" for k, v in worst.items()},
+            all(late[k] <= 1.5 * mid[k] for k in late),
+        ),
+        Claim(
+            "the flow map's Lipschitz constant does not blow up exponentially with the modes' separation over typical "
+            "starting points",
+            "polynomial",
+            fits["random starts"]["better"],
+            fits["random starts"]["better"] == "polynomial",
+            note=f"at the centre it is exponential, as the closed form says ({fits['centre (closed form)']['better']})",
+        ),
+    ]
+
+
+def run(cfg: LipschitzConfig) -> dict:
+    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
+    out = _run_study(cfg)
+    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
+    finish("lipschitz", final)
+    return out
+
+
+CONFIG = LipschitzConfig
 
 
 def main() -> None:

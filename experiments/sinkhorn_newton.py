@@ -23,7 +23,7 @@ from sklearn.datasets import load_digits
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import markdown_table, results_dir, versions, write_json
+from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def timed(fn, repeats):
     return out, float(np.median(times)), float(min(times)), float(max(times))
 
 
-def run(cfg: SNSConfig) -> dict:
+def _run_study(cfg: SNSConfig) -> dict:
     """Run the study in float64 (scoped: the global precision setting is left as it was)."""
     with jax.enable_x64(True):
         return _run(cfg)
@@ -207,7 +207,7 @@ def _run(cfg: SNSConfig) -> dict:
         f" Times on {jax.devices()[0].platform}, median of {cfg.repeats} after compilation.\n\n"
         + markdown_table(header, rows)
     )
-    (out_dir / "table.md").write_text(text)
+    atomic_write_bytes(out_dir / "table.md", text.encode())
     write_json(
         out_dir / "metrics.json",
         {"config": dataclasses.asdict(cfg), "versions": versions(), "results": results, "curves": curves},
@@ -232,6 +232,41 @@ def _run(cfg: SNSConfig) -> dict:
 
 def _unif(n):
     return jnp.full(n, 1.0 / n, jnp.float64)
+
+
+def claims(results: dict, cfg) -> list:
+    """SNS needs far fewer iterations than Sinkhorn (Tang et al. 2024: random assignment 29 vs 56,199; MNIST L2
+    53 vs 2,041, n = 500, η = 1200)."""
+    from experiments.common import Claim
+
+    rows = results["results"]
+    out = []
+    for problem in dict.fromkeys(r["problem"] for r in rows):
+        its = {r["method"]: r["iterations"] for r in rows if r["problem"] == problem}
+        sk = its.get("Sinkhorn (ott)")
+        sns = {k: v for k, v in its.items() if k.startswith("SNS")}
+        best = min(sns.values()) if sns else None
+        paper = {"random assignment": "29 vs 56,199", "digits L2": "53 vs 2,041 (MNIST)"}.get(problem)
+        out.append(
+            Claim(
+                f"{problem}: SNS converges in far fewer iterations than Sinkhorn (≥ 10×)",
+                paper,
+                {"Sinkhorn": sk, **sns},
+                sk is not None and best is not None and best * 10 <= sk,
+            )
+        )
+    return out
+
+
+def run(cfg: SNSConfig) -> dict:
+    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
+    out = _run_study(cfg)
+    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
+    finish("sinkhorn_newton", final)
+    return out
+
+
+CONFIG = SNSConfig
 
 
 def main() -> None:

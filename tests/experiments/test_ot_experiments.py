@@ -48,7 +48,8 @@ def test_sinkhorn_newton_small(tmp_path):
     assert sk["converged"] and sns["converged"]
     assert sns["iterations"] < sk["iterations"]
     assert sns["plan_l1_gap_to_sinkhorn"] < 1e-8
-    assert len(metrics["results"]) == 3 * 5
+    assert len(metrics["results"]["results"]) == 3 * 5
+    assert metrics["claims"] and all("holds" in c for c in metrics["claims"])
 
 
 def test_ot_map_estimation_small(tmp_path):

@@ -33,7 +33,16 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow.dynamics as dy
-from experiments.common import atomic_write_bytes, finish, markdown_table, mean_std, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    mean_std,
+    results_dir,
+    versions,
+    write_json,
+)
 from jaxflow.nn import CharTransformer
 from jaxflow.train import TrainState, make_train_step
 
@@ -41,7 +50,7 @@ FLOW_SCHEMES = ("classical", "euler", "symplectic", "exponential")
 
 
 @dataclass(frozen=True)
-class AcceleratedConfig:
+class AcceleratedConfig(StudyConfig):
     # (a) particle flows
     linear_tokens: int = 64
     softmax_tokens: int = 16

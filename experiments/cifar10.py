@@ -25,12 +25,12 @@ import optax
 import tyro
 
 import jaxflow as jf
-from experiments.common import results_dir, versions, write_json
+from experiments.common import StudyConfig, results_dir, versions, write_json
 from jaxflow.train import TrainState, data_mesh, fit, make_train_step
 
 
 @dataclass(frozen=True)
-class CifarConfig:
+class CifarConfig(StudyConfig):
     data_dir: str = "data/cifar-10-batches-py"
     steps: int = 400_000
     batch_size: int = 128

@@ -25,7 +25,15 @@ import optax
 import tyro
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.train import TrainState, fit, make_train_step
 
@@ -33,7 +41,7 @@ TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 @dataclass(frozen=True)
-class ConservativenessConfig:
+class ConservativenessConfig(StudyConfig):
     tasks: tuple[str, ...] = ("mixture-4d", "moons")
     steps: int = 4000
     batch_size: int = 256

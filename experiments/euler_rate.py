@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.common import (
+    StudyConfig,
     atomic_write_bytes,
     finish,
     loglog_slope,
@@ -43,7 +44,7 @@ TARGETS = ("gaussian", "weakly log-concave", "separated")
 
 
 @dataclass(frozen=True)
-class EulerConfig:
+class EulerConfig(StudyConfig):
     targets: tuple[str, ...] = TARGETS
     dims: tuple[int, ...] = (2, 8, 32, 128)
     steps: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 import jaxflow.dynamics as dy
 from experiments.common import (
+    StudyConfig,
     atomic_write_bytes,
     finish,
     loglog_slope,
@@ -43,7 +44,7 @@ from experiments.common import (
 
 
 @dataclass(frozen=True)
-class HomogenizedConfig:
+class HomogenizedConfig(StudyConfig):
     dims: tuple[int, ...] = (2, 8, 32)
     ns: tuple[int, ...] = (16, 64)
     betas: tuple[float, ...] = (1.0, 4.0, 16.0)

@@ -27,12 +27,20 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 from jaxflow.train import TrainState, make_train_step
 
 
 @dataclass(frozen=True)
-class InterpolantsConfig:
+class InterpolantsConfig(StudyConfig):
     dims: tuple[int, ...] = (4, 128)
     epsilons: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
     steps: tuple[int, ...] = (10, 20, 50, 100, 200)

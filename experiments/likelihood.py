@@ -26,12 +26,20 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 from jaxflow.train import TrainState, make_train_step
 
 
 @dataclass(frozen=True)
-class LikelihoodConfig:
+class LikelihoodConfig(StudyConfig):
     dims: tuple[int, ...] = (2, 8)
     n_eval: int = 500
     train_steps: int = 6000

@@ -28,13 +28,22 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, fit_line, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    fit_line,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 
 PROFILE_TARGETS = ("gaussian", "weakly log-concave", "separated", "near point masses")
 
 
 @dataclass(frozen=True)
-class LipschitzConfig:
+class LipschitzConfig(StudyConfig):
     dim: int = 2
     n_particles: int = 200
     n_steps: int = 400

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.common import (
+    StudyConfig,
     atomic_write_bytes,
     finish,
     loglog_slope,
@@ -35,7 +36,7 @@ from jaxflow.ot import gaussian as bw
 
 
 @dataclass(frozen=True)
-class MapConfig:
+class MapConfig(StudyConfig):
     dims: tuple[int, ...] = (2, 5, 10)
     sizes: tuple[int, ...] = (100, 200, 400, 800, 1600)
     epsilon: float = 0.05

@@ -23,11 +23,19 @@ from sklearn.datasets import load_digits
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
-class SNSConfig:
+class SNSConfig(StudyConfig):
     n: int = 500
     """size of the random assignment problem."""
     eta: float = 1200.0

@@ -20,14 +20,22 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 
 ESTIMATORS = (None, "lower", "upper")
 LABEL = {None: "plain MC", "lower": "CV lower", "upper": "CV upper"}
 
 
 @dataclass(frozen=True)
-class SWConfig:
+class SWConfig(StudyConfig):
     pairs: tuple[str, ...] = ("gaussian", "mixture", "pointcloud")
     """gaussian: N(0, I) vs N(m, anisotropic diag); mixture: two 4-component mixtures; pointcloud: cube vs shell."""
     dims: tuple[int, ...] = (2, 16, 64)

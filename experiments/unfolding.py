@@ -23,11 +23,19 @@ import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import atomic_write_bytes, finish, markdown_table, results_dir, versions, write_json
+from experiments.common import (
+    StudyConfig,
+    atomic_write_bytes,
+    finish,
+    markdown_table,
+    results_dir,
+    versions,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
-class UnfoldingConfig:
+class UnfoldingConfig(StudyConfig):
     cases: tuple[str, ...] = ("falling-1d", "bimodal-1d", "falling-2d", "bimodal-2d")
     sigma: float = 0.3
     """detector smearing (standard deviation per coordinate)."""

@@ -8,7 +8,12 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 # text each notebook prints when it ran to the end
-MARKERS = {"01_quickstart.ipynb": "OT-CFM final loss", "02_sde_likelihood_attention.ipynb": "energy after 200 calls"}
+MARKERS = {
+    "01_quickstart.ipynb": "OT-CFM final loss",
+    "02_sde_likelihood_attention.ipynb": "energy after 200 calls",
+    "03_ot_toolbox.ipynb": "objective decreased: True",
+    "04_images.ipynb": "VP samplers done",
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -44,7 +44,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_clear_error(name):
+def test_clear_error(name, unchecked):
     fn, message = CASES[name]
     with pytest.raises(ValueError, match=message):
         fn()

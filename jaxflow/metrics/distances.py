@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import ot as pot
+from jaxtyping import ArrayLike, Float
 
 from jaxflow._checks import check_point_clouds
 from jaxflow.ot import sliced as _sliced
@@ -17,7 +18,7 @@ from jaxflow.ot.sinkhorn import sqeuclidean_cost
 MAX_EXACT_POINTS = 5_000
 
 
-def wasserstein(x, y, p: float = 2.0) -> float:
+def wasserstein(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"], p: float = 2.0) -> float:
     """Exact W_p between the uniform empirical measures on x [n, d] and y [m, d] (returns W_p, not its p-th power).
 
     Solved on the host by POT's network simplex in float64; n, m ≤ 5,000.
@@ -36,7 +37,12 @@ def wasserstein(x, y, p: float = 2.0) -> float:
     return float(max(value, 0.0) ** (1.0 / p))
 
 
-def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0), unbiased: bool = True) -> jax.Array:
+def mmd(
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"],
+    bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0),
+    unbiased: bool = True,
+) -> jax.Array:
     """Squared MMD with a sum of RBF kernels exp(−‖a − b‖² / (2h²)) over `bandwidths` h. x [n, d], y [m, d]."""
     x, y = check_point_clouds(x, y)
     if any(h <= 0 for h in bandwidths):
@@ -62,7 +68,7 @@ def sliced_wasserstein(key: jax.Array, x, y, n_projections: int = 256, p: float 
     return _sliced.sliced_wasserstein(key, x, y, n_projections=n_projections, p=p).distance
 
 
-def energy_distance(x, y) -> jax.Array:
+def energy_distance(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"]) -> jax.Array:
     """Energy distance 2E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ (V-statistic). x [n, d], y [m, d]."""
     x, y = check_point_clouds(x, y)
 

@@ -17,6 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 from jaxflow._checks import check_array, check_positive, check_weights
 from jaxflow.ot.exact import emd_plan_numpy
@@ -49,8 +50,8 @@ class BarycentricMap(eqx.Module):
 
 
 def barycentric_map(
-    x: jax.Array,
-    y: jax.Array,
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"],
     a: jax.Array | None = None,
     b: jax.Array | None = None,
     epsilon: float | None = None,

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import ArrayLike, Float
 
 from jaxflow._checks import check_array, check_point_clouds, check_positive, check_weights
 
@@ -170,8 +171,8 @@ def _root(power, power_se, p):
 
 def sliced_wasserstein(
     key: jax.Array,
-    x: jax.Array,
-    y: jax.Array,
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"],
     n_projections: int = 256,
     p: float = 2.0,
     control_variate: str | None = None,

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from jaxflow._checks import check_array, check_choice
 from jaxflow.sampling.ode import bind
@@ -81,7 +82,7 @@ def hutchinson_divergence(velocity: Callable, t, x: jax.Array, probes: jax.Array
 
 def log_likelihood(
     velocity: Callable,
-    x: jax.Array,
+    x: Float[Array, "B ..."],
     *,
     params=None,
     cond=None,
@@ -91,8 +92,8 @@ def log_likelihood(
     probe: str = "rademacher",
     solver: diffrax.AbstractSolver | str = "tsit5",
     steps: int = 100,
-    t0: float = 0.0,
-    t1: float = 1.0,
+    t0: float | jax.Array = 0.0,
+    t1: float | jax.Array = 1.0,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,

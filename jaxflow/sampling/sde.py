@@ -26,6 +26,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import lineax
+from jaxtyping import Array, Float
 
 from jaxflow._checks import check_array, is_concrete
 from jaxflow.paths.schedulers import Scheduler
@@ -66,14 +67,14 @@ def _check_epsilon(epsilon) -> None:
 def sample_sde(
     drift: Callable,
     score: Callable,
-    x0: jax.Array,
+    x0: Float[Array, "B ..."],
     key: jax.Array,
     *,
-    epsilon: float | Callable = 1.0,
+    epsilon: float | jax.Array | Callable = 1.0,
     solver: diffrax.AbstractSolver | str = "euler",
     steps: int = 100,
-    t0: float = 0.0,
-    t1: float = 1.0,
+    t0: float | jax.Array = 0.0,
+    t1: float | jax.Array = 1.0,
     params=None,
     cond=None,
     adjoint: diffrax.AbstractAdjoint | None = None,

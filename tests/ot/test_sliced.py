@@ -104,7 +104,7 @@ def test_dsw_interpolates_between_sw_and_max_sw(key):
     assert abs(hi - msw) < 0.02 * msw
 
 
-def test_bad_inputs(key):
+def test_bad_inputs(key, unchecked):
     x = jnp.ones((5, 2))
     with pytest.raises(ValueError, match="dimension"):
         jf.ot.sliced_wasserstein(key, x, jnp.ones((5, 3)))

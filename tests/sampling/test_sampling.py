@@ -126,7 +126,7 @@ def test_jit_and_vmap_over_starts(key):
 def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown solver 'rk5'"):
         jf.sample(_linear, jnp.ones((1, 2)), solver="rk5")
-    with pytest.raises(TypeError, match="instance"):
+    with pytest.raises(TypeError, match="instance|Expected type: diffrax"):  # ours, or the test-time type check
         jf.sample(_linear, jnp.ones((1, 2)), solver=diffrax.Tsit5)
     with pytest.raises(ValueError, match="steps"):
         jf.sample(_linear, jnp.ones((1, 2)), steps=0)

@@ -95,7 +95,7 @@ def make_evaluator(
     return eval_fn
 
 
-@functools.partial(jax.jit, static_argnames=("velocity", "solver", "n_saved"))
+@functools.partial(jax.jit, static_argnames=("velocity", "solver", "rtol", "atol", "n_saved"))
 def _integrate_with_energy(velocity, params, x0, solver, rtol, atol, n_saved):
     out = sample(velocity, x0, params=params, solver=solver, rtol=rtol, atol=atol, save_trajectory=n_saved)
     pe = jm.path_energy(lambda t, x: velocity(params, t, x), out.trajectory, out.ts)

@@ -68,6 +68,19 @@ def test_sinkhorn_newton_in_float32(n, eps):
         np.testing.assert_allclose(out.matrix, ref.matrix, atol=2e-5)  # entries ~1/n; L1 marginal error 1e-5
 
 
+def test_sinkhorn_newton_below_float32_precision_stops_cleanly():
+    """Asked for a tolerance float32 cannot reach, with the float64 safeguards (the settings that used to return an
+    all-NaN plan), SNS keeps its last good iterate (finite plan, error at the dtype's floor) and reports
+    converged=False."""
+    k0, k1 = jax.random.split(jax.random.key(16))
+    x, y = jax.random.normal(k0, (16, 2)), jax.random.normal(k1, (16, 2)) + 1.0
+    cost = jf.ot.sqeuclidean_cost(x, y)
+    out = jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.5, threshold=1e-12, ridge=1e-12, cg_tol=1e-12)
+    assert bool(jnp.all(jnp.isfinite(out.matrix))) and not bool(out.converged)
+    a = jnp.full(16, 1.0 / 16)
+    assert float(jf.ot.sinkhorn_newton.marginal_error(out.matrix, a, a)) <= 1e-5
+
+
 def test_non_convergence_is_reported():
     k0, k1 = jax.random.split(jax.random.key(0))
     x, y = jax.random.normal(k0, (64, 2)), jax.random.normal(k1, (64, 2)) + 1.0

@@ -66,6 +66,11 @@ def _damage(folder, how):
     elif how == "truncated":
         for p in files:
             p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif how == "swapped":
+        # a well-formed checkpoint with the wrong content (a copy gone wrong): orbax reads it without complaint,
+        # only the checksum stored beside it tells
+        shutil.rmtree(folder / "state")
+        shutil.copytree(folder.parent / "20" / "state", folder / "state")
     elif how == "bitflip":
         # flip one bit in every stored array chunk (not the metadata, which orbax might simply re-read)
         chunks = [p for p in files if "/d/" in p.as_posix() or p.parent.name == "d"] or files
@@ -75,7 +80,7 @@ def _damage(folder, how):
             p.write_bytes(bytes(raw))
 
 
-@pytest.mark.parametrize("how", ["emptied", "truncated", "bitflip"])
+@pytest.mark.parametrize("how", ["emptied", "truncated", "bitflip", "swapped"])
 def test_damaged_newest_checkpoint_falls_back_to_an_older_one(tmp_path, reference, how, caplog):
     state, step = _setup()
     ck = tmp_path / "ck"

@@ -249,7 +249,7 @@ def run(cfg: DigitsConfig) -> dict:
     return result
 
 
-def claims(res: dict) -> list[Claim]:
+def claims(res: dict, cfg=None) -> list[Claim]:
     out = []
     r = res["results"]
     if "fm_cond" in r:
@@ -402,6 +402,13 @@ def _table(cfg, res) -> str:
     )
     rows_real = f"Uniform-noise images score FD {res['fd_uniform_noise']:.2f} on the same features.\n"
     return text + "\n" + rows_real
+
+
+def make_table(results: dict, cfg: DigitsConfig) -> str:
+    return _table(cfg, results)
+
+
+CONFIG = DigitsConfig
 
 
 def main() -> None:

@@ -351,7 +351,7 @@ def _train(
                 record.update({f"eval/{k}": v for k, v in eval_fn(state).items()})
             log.write(record)
             bar.update(n)
-            bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.0f}", refresh=False)
             if manager is not None and (step >= next_save or step == num_steps):
                 save_checkpoint(manager, step, state, config)
                 next_save = (step // checkpoint_every + 1) * checkpoint_every

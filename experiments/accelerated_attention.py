@@ -36,10 +36,10 @@ import jaxflow.dynamics as dy
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     mean_std,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -74,11 +74,9 @@ class AcceleratedConfig(StudyConfig):
     eval_batches: int = 16
     learning_rate: float = 2e-3
     seeds: int = 3
-    seed: int = 0
     out_dir: str = "results/accelerated_attention"
     quick: bool = False
     """quick version: shorter flows, 400 elliptical tokens, a 60-step LM on 200k characters, results/.../quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: AcceleratedConfig) -> AcceleratedConfig:
@@ -467,12 +465,7 @@ def claims(results: dict, cfg) -> list:
     return out
 
 
-def run(cfg: AcceleratedConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("accelerated_attention", final)
-    return out
+run = study("accelerated_attention", quick=quick_config)(_run_study)
 
 
 CONFIG = AcceleratedConfig

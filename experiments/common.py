@@ -253,6 +253,24 @@ def refresh(study: str, out_dir: str | None = None) -> Path:
     return write_results(cfg, results, table, None, module.claims(results, cfg), run_versions=payload.get("versions"))
 
 
+def study(name: str, quick=None):
+    """Decorator turning a study's body `body(cfg) -> results` (which writes its own table and metrics) into its
+    `run(cfg)`: after the body, the paper's claims are added to the results (`finish`). `quick(cfg)` gives the config
+    a `--quick` run actually used (its out_dir)."""
+    import functools
+
+    def wrap(body):
+        @functools.wraps(body)
+        def run(cfg):
+            out = body(cfg)
+            finish(name, quick(cfg) if cfg.quick and quick is not None else cfg)
+            return out
+
+        return run
+
+    return wrap
+
+
 def finish(study: str, cfg: Any) -> Path:
     """Called at the end of a study's `run` after it has written its own table and metrics: adds the claims."""
     return refresh(study, cfg.out_dir)

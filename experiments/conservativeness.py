@@ -28,9 +28,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -52,11 +52,9 @@ class ConservativenessConfig(StudyConfig):
     radius: float = 0.25
     n_samples: int = 1000
     t_start: float = 0.01
-    seed: int = 0
     out_dir: str = "results/conservativeness"
     quick: bool = False
     """quick version: 1,500 steps, results/conservativeness/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: ConservativenessConfig) -> ConservativenessConfig:
@@ -223,12 +221,7 @@ def claims(results: dict, cfg) -> list:
     return out
 
 
-def run(cfg: ConservativenessConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("conservativeness", final)
-    return out
+run = study("conservativeness", quick=quick_config)(_run_study)
 
 
 CONFIG = ConservativenessConfig

@@ -32,10 +32,10 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     loglog_slope,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -53,11 +53,9 @@ class EulerConfig(StudyConfig):
     n_samples: int = 1000
     reference_steps: int = 4096
     fit_from: int = 16
-    seed: int = 0
     out_dir: str = "results/euler_rate"
     quick: bool = False
     """quick version: d ∈ {2, 8, 32}, 500 samples, reference 2,048 steps, results/euler_rate/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: EulerConfig) -> EulerConfig:
@@ -248,12 +246,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: EulerConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("euler_rate", final)
-    return out
+run = study("euler_rate", quick=quick_config)(_run_study)
 
 
 CONFIG = EulerConfig

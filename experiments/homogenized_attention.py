@@ -34,10 +34,10 @@ import jaxflow.dynamics as dy
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     loglog_slope,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -68,11 +68,9 @@ class HomogenizedConfig(StudyConfig):
     value_means: tuple[float, ...] = (1.0, 0.25, 0.0, -0.5)
     value_scales: tuple[float, ...] = (0.0, 1.0, 3.0)
     regime_betas: tuple[float, ...] = (1.0, 9.0)
-    seed: int = 0
     out_dir: str = "results/homogenized_attention"
     quick: bool = False
     """quick version: smaller grids and fewer runs, results/homogenized_attention/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: HomogenizedConfig) -> HomogenizedConfig:
@@ -393,12 +391,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: HomogenizedConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("homogenized_attention", final)
-    return out
+run = study("homogenized_attention", quick=quick_config)(_run_study)
 
 
 CONFIG = HomogenizedConfig

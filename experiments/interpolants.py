@@ -30,9 +30,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -52,11 +52,9 @@ class InterpolantsConfig(StudyConfig):
     batch_size: int = 512
     hidden: int = 128
     learning_rate: float = 2e-3
-    seed: int = 0
     out_dir: str = "results/interpolants"
     quick: bool = False
     """quick version: d = 4 only, 3 ε, 3 step counts, 400 training steps, results/interpolants/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: InterpolantsConfig) -> InterpolantsConfig:
@@ -255,12 +253,7 @@ def claims(results: dict, cfg) -> list:
     return out
 
 
-def run(cfg: InterpolantsConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("interpolants", final)
-    return out
+run = study("interpolants", quick=quick_config)(_run_study)
 
 
 CONFIG = InterpolantsConfig

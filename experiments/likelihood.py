@@ -29,9 +29,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -49,11 +49,9 @@ class LikelihoodConfig(StudyConfig):
     n_probes: int = 4
     rtol: float = 1e-5
     grid: int = 60
-    seed: int = 0
     out_dir: str = "results/likelihood"
     quick: bool = False
     """quick version: 800 training steps, 200 evaluation points, results/likelihood/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: LikelihoodConfig) -> LikelihoodConfig:
@@ -246,12 +244,7 @@ def claims(results: dict, cfg) -> list:
     return out
 
 
-def run(cfg: LikelihoodConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("likelihood", final)
-    return out
+run = study("likelihood", quick=quick_config)(_run_study)
 
 
 CONFIG = LikelihoodConfig

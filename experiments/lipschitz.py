@@ -31,10 +31,10 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     fit_line,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -54,11 +54,9 @@ class LipschitzConfig(StudyConfig):
     """standard deviation of each mode in (b)."""
     n_starts: int = 400
     map_steps: int = 400
-    seed: int = 0
     out_dir: str = "results/lipschitz"
     quick: bool = False
     """quick version: 100 particles, 200 starts, 200 steps, results/lipschitz/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: LipschitzConfig) -> LipschitzConfig:
@@ -277,12 +275,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: LipschitzConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("lipschitz", final)
-    return out
+run = study("lipschitz", quick=quick_config)(_run_study)
 
 
 CONFIG = LipschitzConfig

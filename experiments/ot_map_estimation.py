@@ -25,10 +25,10 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     loglog_slope,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -43,11 +43,9 @@ class MapConfig(StudyConfig):
     """ε of the entropic estimator (absolute, squared-distance units)."""
     repeats: int = 4
     test_points: int = 2000
-    seed: int = 0
     out_dir: str = "results/ot_map_estimation"
     quick: bool = False
     """quick version: sizes up to 800, 2 repeats, results/ot_map_estimation/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: MapConfig) -> MapConfig:
@@ -166,12 +164,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: MapConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("ot_map_estimation", final)
-    return out
+run = study("ot_map_estimation", quick=quick_config)(_run_study)
 
 
 CONFIG = MapConfig

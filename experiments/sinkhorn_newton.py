@@ -26,9 +26,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -52,11 +52,9 @@ class SNSConfig(StudyConfig):
     """SNS keeps ⌈λ n²⌉ entries with λ = sparsity_per_row / n (the paper suggests about 2; compared in the table)."""
     repeats: int = 3
     """timing repeats (median reported)."""
-    seed: int = 0
     out_dir: str = "results/sinkhorn_newton"
     quick: bool = False
     """quick version: n = 200, digits at 16×16, results/sinkhorn_newton/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: SNSConfig) -> SNSConfig:
@@ -266,12 +264,7 @@ def claims(results: dict, cfg) -> list:
     return out
 
 
-def run(cfg: SNSConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("sinkhorn_newton", final)
-    return out
+run = study("sinkhorn_newton", quick=quick_config)(_run_study)
 
 
 CONFIG = SNSConfig

@@ -23,9 +23,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -50,11 +50,9 @@ class SWConfig(StudyConfig):
     flow_projections: int = 10
     flow_step_size: float = 1.0
     flow_seeds: int = 3
-    seed: int = 0
     out_dir: str = "results/sw_control_variates"
     quick: bool = False
     """quick version: 50 repeats, L up to 300, 100-step flow, results/sw_control_variates/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: SWConfig) -> SWConfig:
@@ -300,12 +298,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: SWConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("sw_control_variates", final)
-    return out
+run = study("sw_control_variates", quick=quick_config)(_run_study)
 
 
 CONFIG = SWConfig

@@ -26,9 +26,9 @@ import jaxflow as jf
 from experiments.common import (
     StudyConfig,
     atomic_write_bytes,
-    finish,
     markdown_table,
     results_dir,
+    study,
     versions,
     write_json,
 )
@@ -49,11 +49,9 @@ class UnfoldingConfig(StudyConfig):
     fine_bins: int = 24
     n_iter: int = 200
     truth_samples: int = 50_000
-    seed: int = 0
     out_dir: str = "results/unfolding"
     quick: bool = False
     """quick version: 2,000 data, 600 atoms, 100 iterations, results/unfolding/quick."""
-    progress: bool = True
 
 
 def quick_config(cfg: UnfoldingConfig) -> UnfoldingConfig:
@@ -281,12 +279,7 @@ def claims(results: dict, cfg) -> list:
     ]
 
 
-def run(cfg: UnfoldingConfig) -> dict:
-    """Run the study, then add the paper's claims to its metrics.json and table.md (`experiments.common.finish`)."""
-    out = _run_study(cfg)
-    final = quick_config(cfg) if cfg.quick and "quick_config" in globals() else cfg
-    finish("unfolding", final)
-    return out
+run = study("unfolding", quick=quick_config)(_run_study)
 
 
 CONFIG = UnfoldingConfig

@@ -2,9 +2,13 @@
 
 from jaxflow.couplings.base import CostCoupling, Coupling, IndependentCoupling, Pairing, pair_in_data
 from jaxflow.couplings.ot import (
+    ASSIGNMENT_SOLVERS,
     MODES,
+    AssignmentSolver,
+    Auction,
     ConditionalOTCoupling,
     ExactOTCoupling,
+    NetworkSimplex,
     SinkhornCoupling,
     greedy_permutation,
     label_blocked_cost,
@@ -14,6 +18,10 @@ from jaxflow.couplings.ot import (
 from jaxflow.couplings.weighted import GibbsWeightedCoupling, effective_sample_size
 
 __all__ = [
+    "ASSIGNMENT_SOLVERS",
+    "AssignmentSolver",
+    "Auction",
+    "NetworkSimplex",
     "ConditionalOTCoupling",
     "CostCoupling",
     "Coupling",

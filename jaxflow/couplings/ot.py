@@ -9,6 +9,8 @@ published OT-CFM default) or returns a one-to-one *permutation* of x1.
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,7 @@ from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxflow._checks import check_choice, check_positive
 from jaxflow.couplings.base import CostCoupling, Coupling, Pairing, validate_coupling_inputs
+from jaxflow.ot.auction import auction_assignment
 from jaxflow.ot.exact import exact_assignment
 from jaxflow.ot.sinkhorn import ON_NONCONVERGENCE, report_convergence, solve_sinkhorn, sqeuclidean_cost
 
@@ -59,17 +62,72 @@ def label_blocked_cost(cost: jax.Array, labels: jax.Array) -> jax.Array:
     return cost + penalty * (labels[:, None] != labels[None, :])
 
 
+class AssignmentSolver(eqx.Module):
+    """An exact assignment solver: `solver(cost [B, B]) -> (perm [B], converged [])`, row i paired with perm[i]."""
+
+    @abc.abstractmethod
+    def __call__(self, cost: jax.Array) -> tuple[jax.Array, jax.Array]: ...
+
+
+class NetworkSimplex(AssignmentSolver):
+    """POT's network simplex on host threads, through a callback (exact; a batch of problems under vmap is solved in
+    parallel threads). Fast on a CPU; on an accelerator every call round-trips to the host."""
+
+    def __call__(self, cost):
+        return exact_assignment(cost), jnp.asarray(True)
+
+
+class Auction(AssignmentSolver):
+    """Bertsekas' auction with ε-scaling on the device (`jaxflow.ot.auction_assignment`): jit-able, vmappable and
+    shardable; total cost within B·ε_final of the optimum (default: relative gap ≤ 1e-4, exact for integer costs)."""
+
+    epsilon_final: float | None = None
+    scale: float = eqx.field(default=5.0, static=True)
+    max_rounds: int = eqx.field(default=100_000, static=True)
+
+    def __call__(self, cost):
+        out = auction_assignment(cost, epsilon_final=self.epsilon_final, scale=self.scale, max_rounds=self.max_rounds)
+        return out.perm, out.converged
+
+
+ASSIGNMENT_SOLVERS = {"network_simplex": NetworkSimplex, "auction": Auction}
+
+
 class ExactOTCoupling(CostCoupling):
-    """Minibatch OT with the exact network-simplex solver (POT), squared-Euclidean cost."""
+    """Minibatch OT with an exact assignment solver on the squared-Euclidean cost.
+
+    solver: an `AssignmentSolver` object or a shorthand: `NetworkSimplex()` (POT on host threads, the default) or
+    `Auction()` (on the device). on_nonconvergence: `warn` (default), `raise` or `ignore` when the solver stops at its
+    iteration cap (the pairs are then a valid permutation but not an optimal one).
+    """
 
     mode: str = eqx.field(default="resample", static=True)
+    solver: AssignmentSolver = NetworkSimplex()
+    on_nonconvergence: str = eqx.field(default="warn", static=True)
+
+    def __init__(
+        self,
+        mode: str = "resample",
+        solver: AssignmentSolver | str = "network_simplex",
+        on_nonconvergence: str = "warn",
+    ):
+        self.mode = mode
+        if isinstance(solver, str):
+            check_choice(solver, "assignment solver", ASSIGNMENT_SOLVERS)
+            solver = ASSIGNMENT_SOLVERS[solver]()
+        if not isinstance(solver, AssignmentSolver):
+            raise TypeError(f"solver must be an AssignmentSolver or a name, got {type(solver).__name__}")
+        self.solver = solver
+        self.on_nonconvergence = on_nonconvergence
 
     def __check_init__(self):
         check_choice(self.mode, "mode", MODES)
+        check_choice(self.on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
 
     def pair_from_cost(self, key, x0, x1, cost, labels=None, scale_cost=None) -> Pairing:
         del scale_cost  # no ε
-        perm = exact_assignment(jax.lax.stop_gradient(cost))
+        perm, converged = self.solver(jax.lax.stop_gradient(cost))
+        report_convergence(converged, f"ExactOTCoupling({type(self.solver).__name__})", self.on_nonconvergence)
         n = x0.shape[0]
         if self.mode == "permutation":
             i = jnp.arange(n)

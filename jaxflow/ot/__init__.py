@@ -6,6 +6,7 @@ unfolding (Richardson–Lucy, Wasserstein unfolding).
 """
 
 from jaxflow.ot import gaussian, maps, sinkhorn_newton, sliced, unfolding
+from jaxflow.ot.auction import AuctionOutput, auction_assignment
 from jaxflow.ot.exact import emd_plan_numpy, exact_assignment, exact_plan
 from jaxflow.ot.gaussian import bures_wasserstein, gaussian_map
 from jaxflow.ot.maps import BarycentricMap, barycentric_map
@@ -27,6 +28,8 @@ from jaxflow.ot.sliced import (
 from jaxflow.ot.unfolding import richardson_lucy, wasserstein_unfolding
 
 __all__ = [
+    "AuctionOutput",
+    "auction_assignment",
     "NotConvergedError",
     "NotConvergedWarning",
     "report_convergence",

@@ -14,7 +14,7 @@ import jaxflow as jf
 from jaxflow.couplings import ExactOTCoupling, SinkhornCoupling
 
 CHUNK = 16  # batches paired in one call by the drawn-ahead exact pairing
-AUCTION_MAX = 256  # the device auction is timed up to this batch size (on this CPU: 0.34 s per B = 256 batch, seconds beyond)
+AUCTION_MAX = 256  # the device auction is timed up to this size (on this CPU: 0.34 s per B = 256 batch)
 
 
 def _batches(key, size: int, count: int):

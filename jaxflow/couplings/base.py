@@ -24,7 +24,15 @@ class Pairing(NamedTuple):
 
 
 class Coupling(eqx.Module):
-    """Abstract coupling of a source batch x0 with a data batch x1. Never sees the model."""
+    """Abstract coupling of a source batch x0 with a data batch x1. Never sees the model.
+
+    `pairs_on_host`: the coupling solves on host threads (a callback); the step factory then pairs a whole chunk of
+    batches ahead of the training steps in one call (see `make_train_step`).
+    """
+
+    @property
+    def pairs_on_host(self) -> bool:
+        return False
 
     @abc.abstractmethod
     def __call__(self, key: jax.Array, x0: jax.Array, x1: jax.Array, labels: jax.Array | None = None) -> Pairing: ...

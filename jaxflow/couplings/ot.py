@@ -124,6 +124,10 @@ class ExactOTCoupling(CostCoupling):
         check_choice(self.mode, "mode", MODES)
         check_choice(self.on_nonconvergence, "on_nonconvergence", ON_NONCONVERGENCE)
 
+    @property
+    def pairs_on_host(self) -> bool:
+        return isinstance(self.solver, NetworkSimplex)
+
     def pair_from_cost(self, key, x0, x1, cost, labels=None, scale_cost=None) -> Pairing:
         del scale_cost  # no ε
         perm, converged = self.solver(jax.lax.stop_gradient(cost))
@@ -197,6 +201,10 @@ class ConditionalOTCoupling(Coupling):
     """
 
     base: CostCoupling = ExactOTCoupling()
+
+    @property
+    def pairs_on_host(self) -> bool:
+        return self.base.pairs_on_host
 
     def __check_init__(self):
         if not isinstance(self.base, CostCoupling):

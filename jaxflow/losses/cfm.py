@@ -94,6 +94,20 @@ def regression_loss(
         value = jnp.mean(_repeat(pairing.weights, k) * per)
         return value, {"loss": value, "unweighted_loss": jnp.mean(per)}
 
+    # what the step factory needs to move a host-solved pairing out of the loss (make_train_step, pair-ahead)
+    loss.coupling = coupling
+    loss.with_coupling = lambda new: regression_loss(
+        model,
+        path,
+        target,
+        coupling=new,
+        time_sampler=time_sampler,
+        conditional=conditional,
+        label_dropout=label_dropout,
+        null_label=null_label,
+        per_sample=per_sample,
+        path_kwargs=path_kwargs,
+    )
     return loss
 
 

@@ -37,7 +37,7 @@ def make_train_step(
     mesh=None,
     sweep: bool = False,
     donate: bool = False,
-    draw_ahead: bool = False,
+    draw_ahead: bool | None = None,
     unroll: int | bool = 1,
     split: int | None = None,
 ) -> Callable:
@@ -58,6 +58,10 @@ def make_train_step(
     draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step. The
       batches are the same (same per-step keys); what changes is the schedule: host work in `data_fn` (an exact OT
       pairing through a callback, see `couplings.pair_in_data`) becomes one call for the chunk, solved in parallel.
+      None (default): automatic. When the loss's coupling solves on host threads (`coupling.pairs_on_host`, the
+      exact network simplex), the loss is built with `data_fn` and pairs over the whole batch (`split=1`), the
+      pairing is moved into the data function and the chunk is paired ahead in one call: the same objective with
+      pairs drawn from the data key instead of the loss key, ×2-3 faster on a CPU. Pass False to keep it in the loss.
     unroll: passed to `lax.scan`. On CPU, XLA runs the gradient of a convolution inside a while loop about 20×
       slower than outside one (a UNet training step on the 8×8 digits: 4.7 s in a scan, 0.22 s unrolled, jax
       0.10.2; the forward pass alone is not affected); `unroll=True` compiles the chunk's steps straight-line
@@ -66,6 +70,17 @@ def make_train_step(
     ema_update = ema(ema_decay).update
     n_dev = 1 if mesh is None else mesh.shape[DATA_AXIS]
     split = n_dev if split is None else int(split)
+    if draw_ahead is None:
+        coupling = getattr(loss_fn, "coupling", None)
+        movable = hasattr(loss_fn, "with_coupling") and data_fn is not None and split == 1
+        if movable and getattr(coupling, "pairs_on_host", False) and _draws_x0(data_fn):
+            from jaxflow.couplings.base import IndependentCoupling, pair_in_data
+
+            data_fn = pair_in_data(data_fn, coupling)
+            loss_fn = loss_fn.with_coupling(IndependentCoupling())
+            draw_ahead = True
+        else:
+            draw_ahead = False
     if split < 1:
         raise ValueError(f"split must be a positive integer, got {split}")
     if mesh is not None and split > 1 and split % n_dev:
@@ -140,6 +155,15 @@ def make_train_step(
             return jax.vmap(lambda s: run_one(s, batches, steps))(state)
 
     return jax.jit(run, static_argnums=2, donate_argnums=0 if donate else ())
+
+
+def _draws_x0(data_fn) -> bool:
+    """Whether `data_fn(key)` returns a batch with 'x0' (checked abstractly: nothing is computed)."""
+    try:
+        batch = jax.eval_shape(data_fn, jax.random.key(0))
+    except Exception:  # noqa: BLE001 - a data function that cannot be traced alone: leave the pairing in the loss
+        return False
+    return isinstance(batch, dict) and "x0" in batch
 
 
 def first_non_finite(metrics, start_step: int):

@@ -325,3 +325,35 @@ def test_limit_cpu_threads_trains_the_same_and_checks_its_input():
     jax.devices()  # this process's backend is running: too late to size its pool
     with pytest.raises(RuntimeError, match="before JAX starts"):
         jf.train.limit_cpu_threads(1)
+
+
+def test_host_pairing_is_moved_ahead_automatically():
+    """The README's form (exact coupling in the loss) trains exactly like the explicit pair-in-data, draw-ahead form,
+    because the step factory moves the host-solved pairing into the data function by itself."""
+    from jaxflow.couplings import ExactOTCoupling, IndependentCoupling, pair_in_data
+
+    mod = MLPVelocity(out_dim=2, hidden=(16, 16))
+    opt = optax.adam(1e-3)
+
+    def data(k):
+        k0, k1 = jax.random.split(k)
+        return {"x0": jax.random.normal(k0, (32, 2)), "x1": 2.0 + jax.random.normal(k1, (32, 2))}
+
+    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    readme = make_train_step(jf.losses.cfm_loss(velocity_fn(mod), coupling=ExactOTCoupling()), opt, data_fn=data)
+    explicit = make_train_step(
+        jf.losses.cfm_loss(velocity_fn(mod), coupling=IndependentCoupling()),
+        opt,
+        data_fn=pair_in_data(data, ExactOTCoupling()),
+        draw_ahead=True,
+    )
+    in_loss = make_train_step(
+        jf.losses.cfm_loss(velocity_fn(mod), coupling=ExactOTCoupling()), opt, data_fn=data, draw_ahead=False
+    )
+    a, ma = readme(state, None, 20)
+    b, mb = explicit(state, None, 20)
+    c, mc = in_loss(state, None, 20)
+    np.testing.assert_allclose(ma["loss"], mb["loss"], rtol=1e-6)
+    assert not np.allclose(ma["loss"], mc["loss"])  # the in-loss pairing draws from the loss key: another run
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)

@@ -8,8 +8,10 @@ import jax.numpy as jnp
 
 from jaxflow._checks import check_choice, check_positive
 from jaxflow.couplings.base import Coupling, Pairing, validate_coupling_inputs
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 COSTS = ("sqeuclidean", "euclidean")
+CORRECTIONS = ("none", "sinkhorn")
 
 
 class GibbsWeightedCoupling(Coupling):
@@ -18,16 +20,25 @@ class GibbsWeightedCoupling(Coupling):
     `normalize=True` (default) self-normalises over the batch so the weights average to 1 (B · softmax(−c/ε));
     otherwise the raw kernel values are returned. With `relative=True`, ε is `epsilon` × mean(c) over the batch.
     ε → ∞ recovers I-CFM; small ε tilts towards the entropic OT plan (with tilted marginals).
+
+    correction: `none` (the weights above) or `sinkhorn`: the weight of pair i is the entropic plan's density ratio on
+    the batch, w_i ∝ B² P_ii with P the Sinkhorn plan (uniform marginals 1/B) of the batch's cost matrix at the same
+    ε. The plain Gibbs weight exp(−c_ii/ε) tilts the x0-marginal by Z(x0) = E_y exp(−c(x0, y)/ε) (and x1 likewise);
+    the Sinkhorn scalings divide that tilt out, so the weighted pairs follow the entropic plan, whose marginals are
+    the data's (docs/couplings.md). It costs one Sinkhorn solve per batch.
     """
 
     epsilon: float = 0.5
     relative: bool = eqx.field(default=True, static=True)
     normalize: bool = eqx.field(default=True, static=True)
     cost: str = eqx.field(default="sqeuclidean", static=True)
+    correction: str = eqx.field(default="none", static=True)
+    sinkhorn_iterations: int = eqx.field(default=100, static=True)
 
     def __check_init__(self):
         check_positive(self.epsilon, "epsilon")
         check_choice(self.cost, "cost", COSTS)
+        check_choice(self.correction, "correction", CORRECTIONS)
 
     def __call__(self, key, x0, x1, labels=None) -> Pairing:
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
@@ -37,11 +48,36 @@ class GibbsWeightedCoupling(Coupling):
             c = jnp.sqrt(c)
         c = jax.lax.stop_gradient(c)
         eps = self.epsilon * jnp.mean(c) if self.relative else self.epsilon
+        if self.correction == "sinkhorn":
+            log_w = self._log_plan_diagonal(x0, x1, eps)
+            w = x0.shape[0] * jax.nn.softmax(log_w) if self.normalize else jnp.exp(log_w)
+            return Pairing(x0, x1, w.astype(x0.dtype), labels)
         if self.normalize:
             w = x0.shape[0] * jax.nn.softmax(-c / eps)
         else:
             w = jnp.exp(-c / eps)
         return Pairing(x0, x1, w.astype(x0.dtype), labels)
+
+    def _log_plan_diagonal(self, x0, x1, eps):
+        """log(B² P_ii) for the log-domain Sinkhorn plan P of the batch (uniform marginals), ε as the pairs use it."""
+        n = x0.shape[0]
+        cost = jax.lax.stop_gradient(sqeuclidean_cost(x0, x1))
+        if self.cost == "euclidean":
+            cost = jnp.sqrt(cost)
+        # ε relative to the mean pair cost (as the plain weights) is the same ε on the full cost matrix's scale
+        log_k = -cost / eps
+        log_marg = -jnp.log(n) * jnp.ones(n, cost.dtype)
+
+        def step(fg, _):
+            f, g = fg
+            f = log_marg - jax.nn.logsumexp(log_k + g[None, :], axis=1)
+            g = log_marg - jax.nn.logsumexp(log_k + f[:, None], axis=0)
+            return (f, g), None
+
+        (f, g), _ = jax.lax.scan(
+            step, (jnp.zeros(n, cost.dtype), jnp.zeros(n, cost.dtype)), None, length=self.sinkhorn_iterations
+        )
+        return 2.0 * jnp.log(n) + f + g + jnp.diagonal(log_k)
 
 
 def effective_sample_size(weights: jax.Array) -> jax.Array:

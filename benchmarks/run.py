@@ -105,7 +105,7 @@ def throughput_rows(rounds: int, quick: bool = False) -> tuple[list, dict]:
         (t_ot, lambda: _torch_throughput("otcfm", 100, 2), None),
         ("jaxflow OT-CFM exact, pairing in the step", lambda: _throughput("otcfm_exact", 300, 2, 1, False), t_ot),
         (
-            "jaxflow OT-CFM exact, chunk paired ahead on threads",
+            "jaxflow OT-CFM exact, README form (chunk paired ahead on threads)",
             lambda: _throughput("otcfm_exact_ahead", 400, 2, 1, False),
             t_ot,
         ),
@@ -322,9 +322,10 @@ def main(cfg: BenchConfig) -> None:
         "σ = 0 (Cond-OT path), as in TorchCFM's 2-D tutorial\n\n",
         "## 1. Training throughput (one model, one CPU device)\n\n",
         markdown_table(["what", "median (min–max)", "unit", "ratio"], t_rows),
-        "\nOT-CFM 'chunk paired ahead': the batches of a 400-step dispatch are drawn first and paired by POT's "
-        "network simplex on parallel host threads in one callback (`make_train_step(draw_ahead=True)` with "
-        "`couplings.pair_in_data`); the pairs are exact (cost ratio 1 in row 2). 'XLA pool of 1 thread': "
+        "\nOT-CFM 'README form': `cfm_loss(velocity, coupling=ExactOTCoupling())` with `make_train_step(loss, opt, "
+        "data_fn=data)`; the step factory moves the pairing ahead by itself: the batches of a 400-step dispatch are "
+        "drawn first and paired by POT's network simplex on parallel host threads in one callback; the pairs are "
+        "exact (cost ratio 1 in row 2). 'XLA pool of 1 thread': "
         "`jaxflow.train.limit_cpu_threads(1)` before the first device use; XLA:CPU otherwise sizes its worker pool "
         "to the cores, and for this small model the hand-offs between the two workers cost more than they give. "
         "Torch gains little from the same restriction (its row with one thread).\n\n",

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxflow._io import atomic_write_bytes
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "diffrax", "ott-jax", "chex", "pot")
 
@@ -106,23 +106,6 @@ def _jsonable(obj):
     if hasattr(obj, "__array__"):
         return np.asarray(obj).tolist()
     return float(obj)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path` (all or nothing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_json(path: Path, obj) -> None:

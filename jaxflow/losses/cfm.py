@@ -62,6 +62,14 @@ def regression_loss(
     event dimensions); w_i are the coupling's weights (ones except for W-CFM). A path may return k·B rows for B pairs
     (the antithetic interpolant returns 2B): weights and labels are then repeated.
     """
+    options = dict(
+        time_sampler=time_sampler,
+        conditional=conditional,
+        label_dropout=label_dropout,
+        null_label=null_label,
+        per_sample=per_sample,
+        path_kwargs=path_kwargs,
+    )
     if label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout > 0 needs the null_label index")
     if not 0.0 <= label_dropout <= 1.0:
@@ -96,18 +104,7 @@ def regression_loss(
 
     # what the step factory needs to move a host-solved pairing out of the loss (make_train_step, pair-ahead)
     loss.coupling = coupling
-    loss.with_coupling = lambda new: regression_loss(
-        model,
-        path,
-        target,
-        coupling=new,
-        time_sampler=time_sampler,
-        conditional=conditional,
-        label_dropout=label_dropout,
-        null_label=null_label,
-        per_sample=per_sample,
-        path_kwargs=path_kwargs,
-    )
+    loss.with_coupling = lambda new: regression_loss(model, path, target, coupling=new, **options)
     return loss
 
 

@@ -21,12 +21,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array, check_choice
+from jaxflow._checks import check_array, check_choice, check_count
 from jaxflow.sampling.ode import bind
 from jaxflow.sampling.solvers import (
     check_field_output,
     check_interval,
-    check_steps,
     clean_solver_errors,
     evaluation_counts,
     finite_or_raise,
@@ -115,7 +114,7 @@ def log_likelihood(
     x = check_array(x, "x")
     if x.ndim < 2:
         raise ValueError(f"x must be a batch [B, ...], got shape {x.shape}")
-    check_steps(steps)
+    check_count(steps, "steps")
     check_interval(t0, t1)
     velocity = bind(velocity, params, cond)
     check_field_output(velocity, t1, x, "velocity")

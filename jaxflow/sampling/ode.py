@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array
+from jaxflow._checks import check_array, check_count
 from jaxflow.sampling.solvers import (
     SOLVER_NAMES,
     check_field_output,
     check_interval,
-    check_steps,
     clean_solver_errors,
     evaluation_counts,
     finite_or_raise,
@@ -89,7 +88,7 @@ def sample(
     x0 = check_array(x0, "x0")
     if x0.ndim < 1:
         raise ValueError(f"x0 must have a batch axis, shape [B, ...], got shape {x0.shape}")
-    check_steps(steps)
+    check_count(steps, "steps")
     check_interval(t0, t1)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")

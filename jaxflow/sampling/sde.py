@@ -28,14 +28,13 @@ import jax.numpy as jnp
 import lineax
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array, is_concrete
+from jaxflow._checks import check_array, check_count, is_concrete
 from jaxflow.paths.schedulers import Scheduler
 from jaxflow.sampling.ode import SampleOutput, bind
 from jaxflow.sampling.solvers import (
     SDE_SOLVER_NAMES,
     check_field_output,
     check_interval,
-    check_steps,
     clean_solver_errors,
     evaluation_counts,
     finite_or_raise,
@@ -91,7 +90,7 @@ def sample_sde(
     solver, _ = resolve_solver(solver, SDE_SOLVER_NAMES)
     x0 = check_array(x0, "x0")
     _check_epsilon(epsilon)
-    check_steps(steps)
+    check_count(steps, "steps")
     check_interval(t0, t1)
     drift, score = bind(drift, params, cond), bind(score, params, cond)
     check_field_output(drift, t0, x0, "drift")

@@ -114,11 +114,6 @@ def resolve_controller(
     return diffrax.ConstantStepSize(), (t1 - t0) / steps
 
 
-def check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-
-
 def check_interval(t0, t1) -> None:
     for name, v in (("t0", t0), ("t1", t1)):
         if not isinstance(v, jax.core.Tracer) and not np.isfinite(float(v)):

@@ -19,9 +19,10 @@ import jax
 import numpy as np
 
 import jaxflow.metrics as jm
+from jaxflow._io import atomic_write_text
 from jaxflow.sampling import sample
 from jaxflow.train.data import _place
-from jaxflow.train.loop import _atomic_write_text, read_jsonl
+from jaxflow.train.loop import read_jsonl
 from jaxflow.train.sharding import batch_sharding, check_divisible, replicated
 from jaxflow.train.state import TrainState
 
@@ -87,7 +88,7 @@ def make_evaluator(
             old = read_jsonl(out_path) if out_path.exists() else []
             # a resumed run re-evaluates from its checkpoint on: keep each step once
             rows = [r for r in old if r["step"] < step] + [{"step": step, **record}]
-            _atomic_write_text(out_path, "".join(json.dumps(r) + "\n" for r in rows))
+            atomic_write_text(out_path, "".join(json.dumps(r) + "\n" for r in rows))
         return record
 
     eval_fn.draw = draw  # exposed for tests and notebooks

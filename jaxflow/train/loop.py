@@ -28,6 +28,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
+from jaxflow._checks import check_count
+from jaxflow._io import atomic_write_text
 from jaxflow.train.data import Prefetch
 from jaxflow.train.state import TrainState
 from jaxflow.train.step import NonFiniteLossError, first_non_finite
@@ -59,7 +61,7 @@ class MetricsLog:
         old = read_jsonl(self.path)
         if resume_step > 0:
             self.records = [r for r in old if r.get("step", 0) <= resume_step]
-            _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
         elif self.path.stat().st_size > 0:
             self.moved_to = _free_name(self.path)
             os.replace(self.path, self.moved_to)
@@ -108,15 +110,6 @@ def _free_name(path: Path) -> Path:
     while (candidate := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
         n += 1
     return candidate
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def checkpoint_manager(directory: str | os.PathLike, keep: int = 3) -> ocp.CheckpointManager:
@@ -261,8 +254,7 @@ def fit(
     not draw its own. Writes `metrics.jsonl` and `loss.png` under `log_dir`.
     A non-finite loss raises `NonFiniteLossError` naming the step; the newest checkpoint stays the last good one.
     """
-    if not isinstance(steps_per_call, int | np.integer) or steps_per_call < 1:
-        raise ValueError(f"steps_per_call must be a positive int, got {steps_per_call!r}")
+    check_count(steps_per_call, "steps_per_call")
     if not isinstance(num_steps, int | np.integer) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
     if checkpoint_every is not None and checkpoint_every < 1:
@@ -280,22 +272,41 @@ def fit(
         if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
             batches_fn.total = num_steps
         log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
-        state = _train(
-            state,
-            step_fn,
-            start,
-            num_steps,
-            steps_per_call,
-            batches_fn,
-            manager,
-            checkpoint_every,
-            config,
-            eval_fn,
-            eval_every,
-            log,
-            progress,
-            desc,
+        bar = tqdm(
+            total=num_steps,
+            initial=start,
+            desc=desc,
+            disable=not progress,
+            dynamic_ncols=True,
+            mininterval=0.5 if _is_terminal() else 30.0,
         )
+        step = start
+        next_save = (start // checkpoint_every + 1) * checkpoint_every
+        t_last = time.perf_counter()
+        try:
+            while step < num_steps:
+                n = min(steps_per_call, num_steps - step)
+                batches = None if batches_fn is None else batches_fn(step, n)
+                state, metrics = step_fn(state, batches, n)
+                bad = first_non_finite(metrics, step)
+                if bad is not None:
+                    raise NonFiniteLossError(*bad)
+                step += n
+                now = time.perf_counter()
+                loss = float(np.mean(jax.device_get(metrics["loss"])))
+                rate = n / max(now - t_last, 1e-9)
+                t_last = now
+                record = {"step": step, "loss": loss, "steps_per_s": rate}
+                if eval_fn is not None and eval_every and (step % eval_every < n or step == num_steps):
+                    record.update({f"eval/{k}": v for k, v in eval_fn(state).items()})
+                log.write(record)
+                bar.update(n)
+                bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.0f}", refresh=False)
+                if manager is not None and (step >= next_save or step == num_steps):
+                    save_checkpoint(manager, step, state, config)
+                    next_save = (step // checkpoint_every + 1) * checkpoint_every
+        finally:
+            bar.close()
     finally:
         if manager is not None:
             manager.wait_until_finished()
@@ -304,60 +315,6 @@ def fit(
     if log_dir is not None:
         plot_loss_curve(records, Path(log_dir) / "loss.png")
     return state, records
-
-
-def _train(
-    state,
-    step_fn,
-    start,
-    num_steps,
-    steps_per_call,
-    batches_fn,
-    manager,
-    checkpoint_every,
-    config,
-    eval_fn,
-    eval_every,
-    log,
-    progress,
-    desc,
-):
-    bar = tqdm(
-        total=num_steps,
-        initial=start,
-        desc=desc,
-        disable=not progress,
-        dynamic_ncols=True,
-        mininterval=0.5 if _is_terminal() else 30.0,
-    )
-    step = start
-    next_save = (start // checkpoint_every + 1) * checkpoint_every
-    t_last = time.perf_counter()
-    try:
-        while step < num_steps:
-            n = min(steps_per_call, num_steps - step)
-            batches = None if batches_fn is None else batches_fn(step, n)
-            state, metrics = step_fn(state, batches, n)
-            bad = first_non_finite(metrics, step)
-            if bad is not None:
-                raise NonFiniteLossError(*bad)
-            step += n
-            now = time.perf_counter()
-            loss = float(np.mean(jax.device_get(metrics["loss"])))
-            rate = n / max(now - t_last, 1e-9)
-            t_last = now
-            record = {"step": step, "loss": loss, "steps_per_s": rate}
-            if eval_fn is not None and eval_every and (step % eval_every < n or step == num_steps):
-                record.update({f"eval/{k}": v for k, v in eval_fn(state).items()})
-            log.write(record)
-            bar.update(n)
-            bar.set_postfix(loss=f"{loss:.4f}", steps_s=f"{rate:.0f}", refresh=False)
-            if manager is not None and (step >= next_save or step == num_steps):
-                save_checkpoint(manager, step, state, config)
-                next_save = (step // checkpoint_every + 1) * checkpoint_every
-    finally:
-        bar.close()
-    return state
 
 
 def _is_terminal() -> bool:

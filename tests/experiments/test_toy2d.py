@@ -82,16 +82,18 @@ def test_results_are_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         common.write_results(cfg, {"x": 1}, "table", {"fig": Broken()}, [])
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"earlier": True}
-    real = common.os.replace
+    import jaxflow._io as io
+
+    real = io.os.replace
     calls = []
 
     def failing_replace(src, dst):
         calls.append(dst)
         raise OSError("killed during rename")
 
-    monkeypatch.setattr(common.os, "replace", failing_replace)
+    monkeypatch.setattr(io.os, "replace", failing_replace)
     with pytest.raises(OSError):
         common.write_results(cfg, {"x": 1}, "table", {}, [])
-    monkeypatch.setattr(common.os, "replace", real)
+    monkeypatch.setattr(io.os, "replace", real)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"earlier": True}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left behind

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
 export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
-.PHONY: run run-full test test-all bench bench-quick lint format notebooks clean
+.PHONY: run run-full test test-all bench bench-quick bench-gpu lint format notebooks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(BENCH_STAMP)  ## benchmarks side by side with TorchCFM, POT, ott-jax; r
 
 bench-quick: $(BENCH_STAMP)  ## the same in under 5 minutes
 	$(PY) -m benchmarks.run --quick
+
+bench-gpu: $(BENCH_STAMP)  ## GPU rows (under 8 minutes): results/benchmarks_gpu.json and BENCHMARKS.md section 7
+	if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q -c requirements.lock "jax[cuda12]"; fi
+	$(PY) -m benchmarks.gpu
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from benchmarks import gpu
 from experiments.common import markdown_table, versions
 
 
@@ -384,7 +385,7 @@ def main(cfg: BenchConfig) -> None:
         "`sinkhorn_newton_sparse` (20 Sinkhorn iterations, then Newton with 10 kept entries per row) against "
         "`sinkhorn_to_precision` (ott-jax log-domain Sinkhorn, error checked every 10 iterations); one timed run "
         "each after a compiling run.\n\n",
-        "## 7. GPU\n\nNot measured: no GPU machine was lent to this task.\n",
+        gpu.section(gpu.load()),
     ]
     Path(cfg.out).write_text("".join(text))
     # the raw samples beside the markdown: BENCHMARKS.md -> results/benchmarks.json, X.md -> results/X.json

@@ -148,13 +148,15 @@ def make_model(cfg: Toy2dConfig) -> MLPVelocity:
     return MLPVelocity(out_dim=2, hidden=cfg.hidden, activation=cfg.activation, time_embedding=cfg.time_embedding)
 
 
-def train_method(task: str, method: str, cfg: Toy2dConfig, key: jax.Array):
-    """Train `cfg.seeds` models of one method on one task in one compiled program. Returns (states, steps/s)."""
+def train_method(task: str, method: str, cfg: Toy2dConfig, key: jax.Array, path_and_coupling=None):
+    """Train `cfg.seeds` models of one method on one task in one compiled program. Returns (states, steps/s).
+
+    `path_and_coupling` overrides the method's (path, coupling) pair (the W-CFM sweep passes its own couplings)."""
     src, tgt = parse_task(task)
     sample_src, sample_tgt = jf.data.get_sampler(src), jf.data.get_sampler(tgt)
     model = make_model(cfg)
     velocity = velocity_fn(model)
-    path, coupling = build_method(method, cfg)
+    path, coupling = path_and_coupling if path_and_coupling is not None else build_method(method, cfg)
     # the exact coupling runs on host threads: pair a whole chunk of batches in one call (same pairs, faster)
     ahead = isinstance(coupling, ExactOTCoupling)
     loss = jf.losses.cfm_loss(velocity, path=path, coupling=IndependentCoupling() if ahead else coupling)

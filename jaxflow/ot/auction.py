@@ -49,6 +49,22 @@ def default_epsilon_final(cost: jax.Array, relative_gap: float = 1e-4) -> jax.Ar
     return jnp.where(integer, jnp.minimum(eps, 1.0 / (n + 1)), eps).astype(cost.dtype)
 
 
+def _varying_like(ref, *values):
+    """Mark fresh loop carries as varying over the same mesh axes as `ref` (inside `shard_map` a constant initial
+    carry would otherwise differ in type from the carry the loop computes from the device's own cost matrix)."""
+    aval = jax.typeof(ref)
+    manual = getattr(aval, "manual_axis_type", None)  # jax ≥ 0.10; older releases call the set `vma`
+    axes = tuple(sorted(manual.varying if manual is not None else getattr(aval, "vma", ())))
+    if not axes:
+        return values
+    out = []
+    for v in values:
+        have = getattr(jax.typeof(v), "manual_axis_type", None)
+        missing = tuple(a for a in axes if have is None or a not in have.varying)
+        out.append(jax.lax.pcast(v, missing, to="varying") if missing else v)
+    return tuple(out)
+
+
 def _phase(benefit, prices, eps, max_rounds):
     """One ε phase from scratch (no row assigned), keeping the prices. Returns (owner_of_row, prices, rounds)."""
     n = benefit.shape[0]
@@ -81,7 +97,8 @@ def _phase(benefit, prices, eps, max_rounds):
         prices = jnp.where(sold, high, prices)
         return assigned, owner, prices, rounds + 1
 
-    init = (-jnp.ones(n, jnp.int32), -jnp.ones(n, jnp.int32), prices, jnp.zeros((), jnp.int32))
+    init = (*_varying_like(benefit, -jnp.ones(n, jnp.int32), -jnp.ones(n, jnp.int32)), prices, jnp.zeros((), jnp.int32))
+    init = (*init[:3], *_varying_like(benefit, init[3]))
     assigned, _, prices, rounds = jax.lax.while_loop(cond, body, init)
     return assigned, prices, rounds
 
@@ -140,7 +157,9 @@ def _solve(cost, epsilon_final, scale, max_rounds):
         last = eps <= eps_final
         return assigned, prices, jnp.maximum(eps / scale, eps_final), rounds + used, last
 
-    init = (-jnp.ones(n, jnp.int32), jnp.zeros(n, cost.dtype), eps0, jnp.zeros((), jnp.int32), jnp.asarray(False))
+    init = _varying_like(
+        cost, -jnp.ones(n, jnp.int32), jnp.zeros(n, cost.dtype), eps0, jnp.zeros((), jnp.int32), jnp.asarray(False)
+    )
     assigned, _, _, rounds, done = jax.lax.while_loop(cond, body, init)
     complete = jnp.all(assigned >= 0)
     perm = jnp.where(complete, assigned, jnp.arange(n, dtype=jnp.int32))

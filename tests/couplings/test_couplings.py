@@ -250,3 +250,64 @@ def test_sinkhorn_corrected_wcfm_weights_remove_most_of_the_marginal_tilt():
     assert corrected < 0.6 * plain
     with pytest.raises(ValueError, match="correction"):
         GibbsWeightedCoupling(correction="tilt")
+
+
+def test_exact_pairing_under_a_mesh_pairs_each_devices_own_shard():
+    """Inside shard_map on 4 devices, both exact solvers (host network simplex, device auction) pair each device's
+    shard with itself, optimally (against SciPy on that shard); a training step with the coupling in the loss gives
+    the same losses under the mesh as one device running the same 4 shards."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scipy.optimize import linear_sum_assignment
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    script = Path(__file__).with_name("_mesh_pairing.py")
+    out = subprocess.run(
+        [sys.executable, str(script), "network_simplex", "auction"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    for solver, r in res.items():
+        x0, x1, p0, p1 = (np.asarray(r[k]) for k in ("x0", "x1", "p0", "p1"))
+        for s in range(4):
+            sl = slice(32 * s, 32 * (s + 1))
+            # the pairs of shard s are made of shard s's own points: x0 in order, x1 permuted within the shard
+            np.testing.assert_allclose(p0[sl], x0[sl], atol=0, err_msg=solver)
+            d = ((p1[sl][:, None, :] - x1[sl][None, :, :]) ** 2).sum(-1)
+            assert np.all(d.min(1) < 1e-12) and len(set(d.argmin(1))) == 32, solver
+            cost = ((x0[sl][:, None, :] - x1[sl][None, :, :]) ** 2).sum(-1)
+            rows, cols = linear_sum_assignment(cost)
+            optimum = cost[rows, cols].sum()
+            ours = ((p0[sl] - p1[sl]) ** 2).sum()
+            assert ours <= optimum * (1 + 1e-4) + 1e-6, (solver, s, ours, optimum)
+        np.testing.assert_allclose(r["loss_mesh"], r["loss_split"], rtol=2e-5, err_msg=solver)
+
+
+@pytest.mark.parametrize("eps", [0.25, 1.0])
+def test_sinkhorn_corrected_wcfm_weights_are_the_entropic_plan_diagonal(eps):
+    """The corrected weight of pair i is B·P_ii / Σ_j P_jj with P the entropic plan of the batch: against POT's
+    log-domain Sinkhorn at the same ε (ε relative to the mean pair cost), converged hard and at the default stop."""
+    import ot as pot
+
+    k0, k1 = jax.random.split(jax.random.key(3))
+    x0 = jax.random.normal(k0, (64, 2))
+    x1 = jf.data.get_sampler("moons")(k1, 64)
+    a, b = np.asarray(x0, np.float64), np.asarray(x1, np.float64)
+    reg = eps * np.mean(((a - b) ** 2).sum(1))
+    plan = pot.sinkhorn(pot.unif(64), pot.unif(64), pot.dist(a, b), reg, method="sinkhorn_log", stopThr=1e-12)
+    expected = 64 * np.diag(plan) / np.diag(plan).sum()
+    tight = GibbsWeightedCoupling(epsilon=eps, correction="sinkhorn", sinkhorn_tolerance=1e-6, sinkhorn_iterations=5000)
+    np.testing.assert_allclose(np.asarray(tight(jax.random.key(0), x0, x1).weights), expected, rtol=2e-3)
+    default = GibbsWeightedCoupling(epsilon=eps, correction="sinkhorn")
+    np.testing.assert_allclose(np.asarray(default(jax.random.key(0), x0, x1).weights), expected, rtol=2e-2)
+    # the stop rule matters: a single iteration is far from the plan at small ε
+    one = GibbsWeightedCoupling(epsilon=eps, correction="sinkhorn", sinkhorn_iterations=1)
+    assert np.max(np.abs(np.asarray(one(jax.random.key(0), x0, x1).weights) / expected - 1)) > 2e-2

@@ -10,9 +10,21 @@ from jaxflow.data.images import (
     to_unit_range,
     train_test_split,
 )
+from jaxflow.data.populations import (
+    LETTERS,
+    interacting_particles,
+    letter_populations,
+    random_mixture_populations,
+    sample_glyph,
+)
 from jaxflow.data.toy import TOY_2D, get_sampler, sample, sample_toy
 
 __all__ = [
+    "LETTERS",
+    "interacting_particles",
+    "letter_populations",
+    "random_mixture_populations",
+    "sample_glyph",
     "GaussianMixture",
     "ImageData",
     "TOY_2D",

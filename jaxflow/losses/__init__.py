@@ -1,6 +1,14 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
 from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
+from jaxflow.losses.population import (
+    conditioned,
+    embed_population,
+    population_loss,
+    sample_populations,
+    set_embedding,
+    table_embedding,
+)
 from jaxflow.losses.score import DENOISING_TARGETS, INTERPOLANT_TARGETS, denoising_loss, interpolant_loss
 from jaxflow.losses.targets import (
     TARGETS,
@@ -21,6 +29,12 @@ from jaxflow.losses.time_samplers import (
 )
 
 __all__ = [
+    "conditioned",
+    "embed_population",
+    "population_loss",
+    "sample_populations",
+    "set_embedding",
+    "table_embedding",
     "DataTarget",
     "NoiseTarget",
     "ScoreTarget",

@@ -111,9 +111,15 @@ def throughput_rows(rounds: int, quick: bool = False) -> tuple[list, dict]:
             t_ot,
         ),
         ("jaxflow OT-CFM Sinkhorn ε=0.05·mean C", lambda: _throughput("otcfm_sinkhorn", 300, 2, 1, False), t_ot),
+        ("jaxflow W-CFM ε=1·mean c, plain Gibbs weights", lambda: _throughput("wcfm", 2000, 2, 1, False), t_icfm),
+        (
+            "jaxflow W-CFM ε=1·mean c, Sinkhorn-corrected weights",
+            lambda: _throughput("wcfm_sinkhorn", 1000, 2, 1, False),
+            t_icfm,
+        ),
     ]
     if quick:  # the rows the goals are read from
-        plan = [p for p in plan if "pairing in the step" not in p[0] and "Sinkhorn" not in p[0]]
+        plan = [p for p in plan if "pairing in the step" not in p[0] and "OT-CFM Sinkhorn" not in p[0]]
     rates = {name: [] for name, _, _ in plan}
     for _ in range(rounds):
         for name, fn, _ in plan:

@@ -16,7 +16,7 @@ import jax
 import optax
 
 import jaxflow as jf
-from jaxflow.couplings import ExactOTCoupling, IndependentCoupling, SinkhornCoupling
+from jaxflow.couplings import ExactOTCoupling, GibbsWeightedCoupling, IndependentCoupling, SinkhornCoupling
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.train import TrainState, data_mesh, limit_cpu_threads, make_train_step, replicated
 
@@ -27,6 +27,8 @@ COUPLINGS = {
     # the README form: the exact coupling in the loss; make_train_step moves the pairing ahead of the chunk by itself
     # (one callback, problems solved on parallel host threads)
     "otcfm_exact_ahead": ExactOTCoupling,
+    "wcfm": lambda: GibbsWeightedCoupling(epsilon=1.0),
+    "wcfm_sinkhorn": lambda: GibbsWeightedCoupling(epsilon=1.0, correction="sinkhorn"),
 }
 AHEAD = {"otcfm_exact_ahead"}
 

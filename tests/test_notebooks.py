@@ -13,6 +13,7 @@ MARKERS = {
     "02_sde_likelihood_attention.ipynb": "energy after 200 calls",
     "03_ot_toolbox.ipynb": "objective decreased: True",
     "04_images.ipynb": "VP samplers done",
+    "06_populations.ipynb": "MFM beats FM on new populations: True",
 }
 
 

@@ -1,5 +1,6 @@
 """Toy 2-D samplers, Gaussian mixtures with closed-form velocity and score, shipped digits, local CIFAR-10."""
 
+from jaxflow.data.empirical import EmpiricalDistribution
 from jaxflow.data.gmm import GaussianMixture
 from jaxflow.data.images import (
     ImageData,
@@ -20,6 +21,7 @@ from jaxflow.data.populations import (
 from jaxflow.data.toy import TOY_2D, get_sampler, sample, sample_toy
 
 __all__ = [
+    "EmpiricalDistribution",
     "LETTERS",
     "interacting_particles",
     "letter_populations",

@@ -15,6 +15,7 @@ from jaxflow.paths.interpolant import (
     gamma_and_derivative,
     resolve_gamma,
 )
+from jaxflow.paths.pfgmpp import pfgmpp_perturb
 from jaxflow.paths.schedulers import (
     SCHEDULERS,
     CondOTScheduler,
@@ -25,8 +26,13 @@ from jaxflow.paths.schedulers import (
     VPTrigScheduler,
     get_scheduler,
 )
+from jaxflow.paths.separation import data_separation, kinetic_energy, normalise
 
 __all__ = [
+    "data_separation",
+    "kinetic_energy",
+    "normalise",
+    "pfgmpp_perturb",
     "AffinePath",
     "BrownianBridgePath",
     "CondOTScheduler",

@@ -1,0 +1,38 @@
+"""PFGM++ perturbation (Xu et al. 2023, "PFGM++: unlocking the potential of physics-inspired generative models",
+arXiv:2302.04265; derivation in docs/paths.md).
+
+Data y ∈ R^N are embedded in N + D dimensions; the perturbation kernel on the data coordinates is
+p_r(x | y) ∝ (‖x − y‖² + r²)^{−(N+D)/2}. Its radius R = ‖x − y‖ satisfies R²/r² ~ BetaPrime(N/2, D/2), so a draw is
+    B ~ Beta(N/2, D/2),  R = r √(B / (1 − B)),  u uniform on the unit sphere of R^N,  x = y + R u.
+With r = σ√D (the alignment with diffusion) the kernel tends to N(y, σ² I) as D → ∞; D = 1 is PFGM. Training and
+sampling then follow EDM in σ: the denoiser D_θ(x, σ) regresses y, and the sampler integrates
+dx/dσ = (x − D_θ(x, σ))/σ from σ_max to σ_min; the prior at σ_max is this same kernel around 0.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | None) -> jax.Array:
+    """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian)."""
+    if y.ndim < 2:
+        raise ValueError(f"y must be [B, ...], got shape {y.shape}")
+    sigma = jnp.asarray(sigma, y.dtype)
+    if bool(jnp.any(sigma <= 0)):
+        raise ValueError("sigma must be > 0")
+    b = y.shape[0]
+    n = int(jnp.size(y[0]))
+    sig = jnp.broadcast_to(sigma, (b,)).reshape((b,) + (1,) * (y.ndim - 1))
+    k_r, k_u = jax.random.split(key)
+    g = jax.random.normal(k_u, y.shape, y.dtype)
+    if D is None:
+        return y + sig * g
+    if not (isinstance(D, int | float) and D > 0):
+        raise ValueError(f"D must be a positive number (or None for D = ∞), got {D!r}")
+    beta = jax.random.beta(k_r, n / 2.0, D / 2.0, (b,), dtype=y.dtype)
+    beta = jnp.clip(beta, 0.0, 1.0 - jnp.finfo(y.dtype).eps)
+    radius = jnp.sqrt(D) * jnp.sqrt(beta / (1.0 - beta))
+    u = g / jnp.linalg.norm(g.reshape(b, -1), axis=1).reshape((b,) + (1,) * (y.ndim - 1))
+    return y + sig * radius.reshape(sig.shape) * u

@@ -1,0 +1,119 @@
+"""Exact fields of a finite data set, data separation, kinetic energy and the PFGM++ kernel, against brute force and
+closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import jaxflow as jf
+from jaxflow.data import EmpiricalDistribution
+from jaxflow.paths import data_separation, kinetic_energy, pfgmpp_perturb
+
+
+def _brute_posterior(points, x, a, s):
+    d2 = ((x[:, None, :] - a * points[None]) ** 2).sum(-1)
+    logw = -d2 / (2 * s**2)
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    return w / w.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("path", [jf.paths.cond_ot_path(), jf.paths.AffinePath(jf.paths.VPTrigScheduler())])
+def test_empirical_fields_against_numpy(path):
+    pts = np.asarray(jax.random.normal(jax.random.key(0), (40, 3)), np.float64)
+    x = np.asarray(jax.random.normal(jax.random.key(1), (7, 3)), np.float64)
+    t = 0.37
+    s = path.scheduler
+    a, sg = float(s.alpha(t)), float(s.sigma(t))
+    da, ds = float(s.d_alpha(t)), float(s.d_sigma(t))
+    w = _brute_posterior(pts, x, a, sg)
+    m = w @ pts
+    dist = EmpiricalDistribution(jnp.asarray(pts, jnp.float32))
+    np.testing.assert_allclose(dist.posterior_mean(t, jnp.asarray(x, jnp.float32), path), m, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        dist.score(t, jnp.asarray(x, jnp.float32), path), (a * m - x) / sg**2, rtol=1e-4, atol=1e-4
+    )
+    u = da * m + ds * (x - a * m) / sg
+    np.testing.assert_allclose(dist.velocity(t, jnp.asarray(x, jnp.float32), path), u, rtol=1e-4, atol=1e-4)
+
+    # the score is the gradient of the log density of the mixture (1/n) Σ N(α y_i, σ² I)
+    def logp(xx):
+        d2 = jnp.sum((xx[None] - a * jnp.asarray(pts, jnp.float32)) ** 2, -1)
+        return jax.nn.logsumexp(-d2 / (2 * sg**2))
+
+    grad = jax.vmap(jax.grad(logp))(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(dist.score(t, jnp.asarray(x, jnp.float32), path), grad, rtol=1e-3, atol=1e-4)
+
+
+def test_empirical_velocity_transports_onto_the_data_points():
+    pts = jax.random.normal(jax.random.key(2), (6, 2)) * 2.0
+    dist = EmpiricalDistribution(pts)
+    x0 = jax.random.normal(jax.random.key(3), (200, 2))
+    out = jf.sample(lambda t, x: dist.velocity(t, x), x0, solver="dopri5", t1=1.0 - 1e-4, rtol=1e-6, atol=1e-6)
+    d = np.sqrt(((np.asarray(out.x)[:, None] - np.asarray(pts)[None]) ** 2).sum(-1)).min(1)
+    assert d.max() < 1e-2
+    with pytest.raises(ValueError, match="x must be"):
+        dist.velocity(0.5, jnp.zeros((3, 5)))
+
+
+def test_data_separation_of_gaussian_data_is_s2_over_1_plus_s2():
+    data = jax.random.normal(jax.random.key(4), (40_000, 2))
+    snr = jnp.array([0.0, 0.3, 0.7, 1.0, 1.5])
+    lam = np.asarray(data_separation(data, snr, key=jax.random.key(5), num_samples=2000))
+    expected = np.asarray(snr) ** 2 / (1 + np.asarray(snr) ** 2)
+    np.testing.assert_allclose(lam, expected, atol=0.03)
+    # a small data set memorises: λ grows with s towards E‖x1‖²/d = 1 (the posterior picks one point)
+    few = np.asarray(data_separation(data[:20], jnp.array([0.0, 1.0, 10.0, 100.0]), key=jax.random.key(6)))
+    assert np.all(few >= 0) and np.all(np.diff(few) > 0) and 0.8 < few[-1] < 1.2
+
+
+def test_kinetic_energy_of_cond_ot_on_gaussian_data_matches_its_closed_form():
+    """x0, x1 ~ N(0, I): u_t(x) = (2t − 1) x / (t² + (1 − t)²), so KE/d = ∫ (2t − 1)² / (t² + (1 − t)²) dt
+    = 2 − π/2."""
+    data = jax.random.normal(jax.random.key(7), (20_000, 1))
+    ke = float(kinetic_energy(data, key=jax.random.key(8), num_times=16, num_samples=2000, t_range=(0.0, 0.9)))
+    from scipy.integrate import quad
+
+    expected = quad(lambda t: (2 * t - 1) ** 2 / (t**2 + (1 - t) ** 2), 0.0, 0.9)[0]
+    assert abs(ke - expected) < 0.03 * expected, (ke, expected)
+    assert abs(quad(lambda t: (2 * t - 1) ** 2 / (t**2 + (1 - t) ** 2), 0, 1)[0] - (2 - np.pi / 2)) < 1e-9
+
+
+@pytest.mark.parametrize("D", [1, 4, 64])
+def test_pfgmpp_radius_follows_beta_prime(D):
+    y = jnp.zeros((4000, 3, 2))  # N = 6
+    sigma = 0.7
+    x = pfgmpp_perturb(jax.random.key(9), y, sigma, D)
+    r2 = np.asarray(jnp.sum(x.reshape(4000, -1) ** 2, axis=1)) / (sigma**2 * D)
+    assert stats.kstest(r2, stats.betaprime(3.0, D / 2.0).cdf).pvalue > 1e-3
+    # directions are uniform: the mean direction vanishes
+    u = np.asarray(x.reshape(4000, -1)) / np.sqrt(r2 * sigma**2 * D)[:, None]
+    assert np.abs(u.mean(0)).max() < 0.06
+
+
+def test_pfgmpp_large_D_is_gaussian_and_none_is_exactly_gaussian():
+    y = jnp.ones((20_000, 2))
+    x = np.asarray(pfgmpp_perturb(jax.random.key(10), y, 0.5, 1e6)) - 1.0
+    assert stats.kstest(x[:, 0] / 0.5, "norm").pvalue > 1e-3
+    np.testing.assert_allclose(np.cov(x.T), 0.25 * np.eye(2), atol=0.01)
+    g = np.asarray(pfgmpp_perturb(jax.random.key(10), y, 0.5, None)) - 1.0
+    assert stats.kstest(g[:, 1] / 0.5, "norm").pvalue > 1e-3
+    with pytest.raises(ValueError, match="D must be"):
+        pfgmpp_perturb(jax.random.key(0), y, 0.5, -1)
+
+
+def test_empirical_pfgmpp_denoiser_against_numpy_weights():
+    pts = np.asarray(jax.random.normal(jax.random.key(11), (30, 4)), np.float64)
+    x = np.asarray(jax.random.normal(jax.random.key(12), (5, 4)), np.float64) * 2
+    sigma, D = 0.8, 16
+    d2 = ((x[:, None] - pts[None]) ** 2).sum(-1)
+    logw = -0.5 * (4 + D) * np.log(d2 + sigma**2 * D)
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    dist = EmpiricalDistribution(jnp.asarray(pts, jnp.float32))
+    got = dist.pfgmpp_denoiser(jnp.asarray(x, jnp.float32), sigma, D)
+    np.testing.assert_allclose(got, w @ pts, rtol=1e-4, atol=1e-5)
+    # D → ∞ with r = σ√D: the weights tend to the Gaussian posterior at noise σ
+    far = dist.pfgmpp_denoiser(jnp.asarray(x, jnp.float32), sigma, 1e7)
+    np.testing.assert_allclose(far, dist.pfgmpp_denoiser(jnp.asarray(x, jnp.float32), sigma, None), atol=2e-3)

@@ -15,6 +15,7 @@ from jaxflow.paths.interpolant import (
     gamma_and_derivative,
     resolve_gamma,
 )
+from jaxflow.paths.kinetic import KineticOptimalScheduler, kinetic_energy_of
 from jaxflow.paths.pfgmpp import pfgmpp_perturb
 from jaxflow.paths.schedulers import (
     SCHEDULERS,
@@ -29,6 +30,8 @@ from jaxflow.paths.schedulers import (
 from jaxflow.paths.separation import data_separation, kinetic_energy, normalise
 
 __all__ = [
+    "KineticOptimalScheduler",
+    "kinetic_energy_of",
     "data_separation",
     "kinetic_energy",
     "normalise",

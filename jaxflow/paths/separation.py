@@ -25,7 +25,8 @@ def data_separation(
     data: jax.Array, snr, *, key: jax.Array, num_samples: int = 1024, normalize: bool = True
 ) -> jax.Array:
     """λ(s) at every signal-to-noise ratio in `snr` ([S] or scalar), by Monte Carlo over `num_samples` draws of
-    (x1, ε) (x1 from the data, the same draws at every s). The data are normalised first (`normalize=True`)."""
+    (x1, ε) (x1 from the data, the same draws at every s): E‖E[x1 | s x1 + ε]‖² divided by the draws' E‖x1‖² (which
+    is d for normalised data). The data are normalised first (`normalize=True`)."""
     from jaxflow.data.empirical import EmpiricalDistribution  # data imports paths: import here
 
     data = normalise(data) if normalize else data
@@ -36,11 +37,13 @@ def data_separation(
     k_x, k_e = jax.random.split(key)
     x1 = dist.sample(k_x, num_samples)
     eps = jax.random.normal(k_e, x1.shape, x1.dtype)
-    d = dist.dim
+    # ratio estimator: E‖E[x1 | x]‖² over the drawn x1's own second moment (λ = 1 exactly where the posterior has
+    # collapsed onto x1, and the draws' sampling error in E‖x1‖² cancels)
+    second = jnp.mean(jnp.sum(x1.reshape(num_samples, -1) ** 2, axis=1))
 
     def one(s):
         m = dist.posterior_mean_at(s * x1 + eps, s, 1.0)
-        return jnp.mean(jnp.sum(m.reshape(num_samples, -1) ** 2, axis=1)) / d
+        return jnp.mean(jnp.sum(m.reshape(num_samples, -1) ** 2, axis=1)) / second
 
     return jax.lax.map(one, snr)
 

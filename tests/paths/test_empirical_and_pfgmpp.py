@@ -117,3 +117,57 @@ def test_empirical_pfgmpp_denoiser_against_numpy_weights():
     # D → ∞ with r = σ√D: the weights tend to the Gaussian posterior at noise σ
     far = dist.pfgmpp_denoiser(jnp.asarray(x, jnp.float32), sigma, 1e7)
     np.testing.assert_allclose(far, dist.pfgmpp_denoiser(jnp.asarray(x, jnp.float32), sigma, None), atol=2e-3)
+
+
+def test_ko_with_lambda_one_is_cond_ot():
+    ko = jf.paths.KineticOptimalScheduler.from_lambda(lambda s: np.ones_like(s))
+    t = jnp.linspace(0.0, 1.0, 41)
+    assert abs(ko.b - 2.0) < 1e-9
+    np.testing.assert_allclose(ko.alpha(t), t, atol=1e-6)
+    np.testing.assert_allclose(ko.sigma(t), 1 - t, atol=1e-6)
+    np.testing.assert_allclose(ko.d_alpha(t[1:-1]), 1.0, atol=1e-4)
+    np.testing.assert_allclose(ko.d_sigma(t[1:-1]), -1.0, atol=1e-4)
+
+
+def test_ko_path_solves_its_ode_and_beats_other_schedules():
+    """θ(t) of the closed form against diffrax on θ̇ = √(c/γ(θ))/r²; the end conditions hold; and its kinetic energy
+    (from λ) is below Cond-OT's and VP's on the same λ."""
+    import diffrax
+
+    lam = lambda s: (s**2 + 0.05) / (0.3 + s**2 + 0.05)  # noqa: E731 - a data-like separation, λ(0) > 0
+    ko = jf.paths.KineticOptimalScheduler.from_lambda(lam)
+    assert abs(float(ko.alpha(jnp.asarray(0.0)))) < 1e-9 and abs(float(ko.sigma(jnp.asarray(1.0)))) < 1e-6
+    c = ko.b - ko.b**2 / 4
+
+    def rhs(t, th, args):
+        gamma = jnp.maximum(1 - (1 - lam(jnp.tan(th))) / jnp.cos(th) ** 2, 1e-6)
+        return jnp.sqrt(c / gamma) / (1 - ko.b * t + ko.b * t * t)
+
+    ts = jnp.linspace(0.1, 0.9, 9)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(rhs),
+        diffrax.Tsit5(),
+        0.1,
+        0.9,
+        0.01,
+        ko.theta(jnp.asarray(0.1)),
+        stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-8),
+        saveat=diffrax.SaveAt(ts=ts),
+    )
+    np.testing.assert_allclose(sol.ys, ko.theta(ts), atol=2e-4)
+    ke = {
+        name: jf.paths.kinetic_energy_of(s, lam)
+        for name, s in (("ko", ko), ("cond_ot", jf.paths.CondOTScheduler()), ("vp", jf.paths.VPTrigScheduler()))
+    }
+    assert ke["ko"] < ke["cond_ot"] and ke["ko"] < ke["vp"], ke
+
+
+def test_kinetic_energy_from_lambda_matches_the_monte_carlo_energy_on_data():
+    """The λ formula of the kinetic energy against the direct Monte Carlo energy of the exact empirical velocity."""
+    data = jf.paths.normalise(jf.data.sample_toy(jax.random.key(0), "moons", 3000))
+    snr = jnp.concatenate([jnp.array([0.0]), jnp.geomspace(0.05, 200.0, 40)])
+    lam = np.asarray(data_separation(data, snr, key=jax.random.key(1), num_samples=3000, normalize=False))
+    lam_fn = lambda s: np.interp(np.arctan(s), np.arctan(np.asarray(snr)), lam)  # noqa: E731
+    formula = jf.paths.kinetic_energy_of(jf.paths.CondOTScheduler(), lam_fn, t_range=(0.0, 0.8))
+    mc = float(kinetic_energy(data, key=jax.random.key(2), num_times=24, num_samples=3000, t_range=(0.0, 0.8)))
+    assert abs(formula - mc) < 0.05 * mc, (formula, mc)

@@ -1,6 +1,7 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
 from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
+from jaxflow.losses.pfgmpp import edm_denoiser, pfgmpp_loss
 from jaxflow.losses.population import (
     conditioned,
     embed_population,
@@ -29,6 +30,8 @@ from jaxflow.losses.time_samplers import (
 )
 
 __all__ = [
+    "edm_denoiser",
+    "pfgmpp_loss",
     "conditioned",
     "embed_population",
     "population_loss",

@@ -1,6 +1,7 @@
 """Distances and path metrics. NFE comes with every sampler output (`SampleOutput.nfe`)."""
 
 from jaxflow.metrics.conservative import jacobian_asymmetry, loop_integrals
+from jaxflow.metrics.digits import DigitsMetric
 from jaxflow.metrics.distances import MAX_EXACT_POINTS, energy_distance, mmd, sliced_wasserstein, wasserstein
 from jaxflow.metrics.frechet import feature_statistics, frechet_distance
 from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightness
@@ -8,6 +9,7 @@ from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightn
 npe = normalized_path_energy
 
 __all__ = [
+    "DigitsMetric",
     "MAX_EXACT_POINTS",
     "energy_distance",
     "feature_statistics",

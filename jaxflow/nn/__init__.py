@@ -8,11 +8,13 @@ from jaxflow.nn.attention import (
 )
 from jaxflow.nn.classifier import ConvClassifier
 from jaxflow.nn.mlp import ACTIVATIONS, MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
+from jaxflow.nn.quantize import quantize
 from jaxflow.nn.sets import PopulationTable, SetEncoder, knn_indices, masked_mean
 from jaxflow.nn.spd import BuresWassersteinBatchNorm
 from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
+    "quantize",
     "PopulationTable",
     "SetEncoder",
     "knn_indices",

@@ -14,13 +14,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxflow._checks import is_concrete
+
 
 def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | None) -> jax.Array:
     """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian)."""
     if y.ndim < 2:
         raise ValueError(f"y must be [B, ...], got shape {y.shape}")
     sigma = jnp.asarray(sigma, y.dtype)
-    if bool(jnp.any(sigma <= 0)):
+    if is_concrete(sigma) and bool(jnp.any(sigma <= 0)):
         raise ValueError("sigma must be > 0")
     b = y.shape[0]
     n = int(jnp.size(y[0]))

@@ -10,6 +10,7 @@ from jaxflow.sampling.likelihood import (
     standard_normal_log_prob,
 )
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
+from jaxflow.sampling.pfgmpp import karras_sigmas, pfgmpp_prior, sample_pfgmpp
 from jaxflow.sampling.sde import SDE_SOLVERS, diffusion_epsilon, sample_sde, score_to_drift
 from jaxflow.sampling.solvers import (
     RK4,
@@ -21,6 +22,9 @@ from jaxflow.sampling.solvers import (
 )
 
 __all__ = [
+    "karras_sigmas",
+    "pfgmpp_prior",
+    "sample_pfgmpp",
     "LikelihoodOutput",
     "RK4",
     "SDE_SOLVERS",

@@ -46,7 +46,11 @@ def sample_pfgmpp(
         return (x - denoiser(p, sigma, x, c)) / sigma
 
     if step_noise == 0.0:
-        x = sample(field, x_max, params=params, cond=cond, solver=solver, grid=sigmas, t0=sigmas[0], t1=sigmas[-1]).x
+        grid = dict(solver=solver, grid=sigmas, t0=sigmas[0], t1=sigmas[-1])
+        if params is None:  # a plain denoiser(params=None, σ, x, cond): integrate v(σ, x)
+            x = sample(lambda sigma, x: field(None, sigma, x, cond), x_max, **grid).x
+        else:
+            x = sample(field, x_max, params=params, cond=cond, **grid).x
     else:
         if key is None:
             raise ValueError("step_noise > 0 needs a key")

@@ -171,3 +171,35 @@ def test_kinetic_energy_from_lambda_matches_the_monte_carlo_energy_on_data():
     formula = jf.paths.kinetic_energy_of(jf.paths.CondOTScheduler(), lam_fn, t_range=(0.0, 0.8))
     mc = float(kinetic_energy(data, key=jax.random.key(2), num_times=24, num_samples=3000, t_range=(0.0, 0.8)))
     assert abs(formula - mc) < 0.05 * mc, (formula, mc)
+
+
+@pytest.mark.parametrize("D", [16, None])
+def test_pfgmpp_sampler_with_the_exact_denoiser_lands_on_the_data(D):
+    """The empirical data set's exact PFGM++ denoiser, integrated by the EDM ODE in σ from the PFGM++ prior at σ_max,
+    carries the prior onto the data points (the alignment r = σ√D makes prior, kernel and ODE consistent)."""
+    pts = jnp.array([[1.0, 1.0], [-1.0, 0.5], [0.3, -1.2]])
+    dist = EmpiricalDistribution(pts)
+
+    def denoiser(params, sigma, x, cond=None):
+        return dist.pfgmpp_denoiser(x, jnp.broadcast_to(sigma, x.shape[:1]), D)
+
+    sigmas = jf.sampling.karras_sigmas(200, 0.01, 20.0)
+    assert float(sigmas[0]) == pytest.approx(20.0) and float(sigmas[-1]) == pytest.approx(0.01)
+    x = jf.sampling.pfgmpp_prior(jax.random.key(0), 300, (2,), 20.0, D)
+    out = np.asarray(jf.sampling.sample_pfgmpp(denoiser, x, sigmas, solver="heun", final_denoise=False))
+    d = np.sqrt(((out[:, None] - np.asarray(pts)[None]) ** 2).sum(-1)).min(1)
+    assert np.quantile(d, 0.95) < 0.05, np.quantile(d, [0.5, 0.95, 1.0])
+    # every data point receives samples
+    assert len(set(np.argmin(((out[:, None] - np.asarray(pts)[None]) ** 2).sum(-1), 1))) == 3
+
+
+def test_quantize_rounds_to_the_stated_grid():
+    params = {"w": jax.random.normal(jax.random.key(0), (50, 20)), "step": jnp.arange(3)}
+    for bits in (5, 8):
+        q = jf.nn.quantize(params, bits)
+        scale = float(jnp.abs(params["w"]).max()) / (2 ** (bits - 1) - 1)
+        assert len(np.unique(np.asarray(q["w"]))) <= 2**bits - 1
+        assert float(jnp.abs(q["w"] - params["w"]).max()) <= scale / 2 + 1e-6
+        np.testing.assert_array_equal(q["step"], params["step"])
+    with pytest.raises(ValueError, match="bits"):
+        jf.nn.quantize(params, 1)

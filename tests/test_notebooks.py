@@ -14,6 +14,7 @@ MARKERS = {
     "03_ot_toolbox.ipynb": "objective decreased: True",
     "04_images.ipynb": "VP samplers done",
     "06_populations.ipynb": "MFM beats FM on new populations: True",
+    "07_paths.ipynb": "paths notebook done",
 }
 
 

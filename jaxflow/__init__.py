@@ -1,9 +1,9 @@
 """jaxflow: transport-based generative modelling and optimal transport in JAX.
 
-Rooms: paths, couplings, losses, nn, sampling, ot, dynamics, metrics, data, train (see README.md).
+Rooms: paths, couplings, losses, nn, sampling, ot, dynamics, metrics, data, shapes, train (see README.md).
 """
 
-from jaxflow import couplings, data, dynamics, losses, metrics, nn, ot, paths, sampling, train
+from jaxflow import couplings, data, dynamics, losses, metrics, nn, ot, paths, sampling, shapes, train
 from jaxflow.sampling import SampleOutput, sample
 
 __version__ = "0.1.0"
@@ -19,5 +19,6 @@ __all__ = [
     "paths",
     "sample",
     "sampling",
+    "shapes",
     "train",
 ]

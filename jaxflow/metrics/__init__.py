@@ -2,13 +2,14 @@
 
 from jaxflow.metrics.conservative import jacobian_asymmetry, loop_integrals
 from jaxflow.metrics.digits import DigitsMetric
-from jaxflow.metrics.distances import MAX_EXACT_POINTS, energy_distance, mmd, sliced_wasserstein, wasserstein
+from jaxflow.metrics.distances import MAX_EXACT_POINTS, chamfer, energy_distance, mmd, sliced_wasserstein, wasserstein
 from jaxflow.metrics.frechet import feature_statistics, frechet_distance
 from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightness
 
 npe = normalized_path_energy
 
 __all__ = [
+    "chamfer",
     "DigitsMetric",
     "MAX_EXACT_POINTS",
     "energy_distance",

@@ -1,0 +1,156 @@
+"""Procedural triangle meshes and exact area-weighted surface sampling.
+
+A mesh is `Mesh(vertices [V, 3], faces [F, 3] int)` with faces oriented outwards (counter-clockwise seen from
+outside). Sampling: a face is chosen with probability proportional to its area, then a point uniform in the
+triangle, p = (1 − √u) a + √u (1 − v) b + √u v c with u, v ~ U(0, 1) (Osada et al. 2002); the points are differentiable
+in the vertices (the face choice is not), so a loss on samples of a deformed mesh trains the deformation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxflow._checks import check_count
+
+
+class Mesh(NamedTuple):
+    vertices: jax.Array
+    faces: jax.Array
+
+
+def _check_mesh(mesh: Mesh) -> Mesh:
+    v, f = jnp.asarray(mesh.vertices), jnp.asarray(mesh.faces)
+    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"a mesh is vertices [V, 3] and faces [F, 3], got {v.shape} and {f.shape}")
+    if not jnp.issubdtype(f.dtype, jnp.integer):
+        raise ValueError(f"faces must be integer indices, got {f.dtype}")
+    return Mesh(v, f)
+
+
+def icosphere(subdivisions: int = 3) -> Mesh:
+    """The unit sphere as a subdivided icosahedron (10·4^k + 2 vertices), vertices projected onto the sphere."""
+    t = (1 + 5**0.5) / 2
+    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
+             (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]  # fmt: skip
+    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+             (6, 2, 10), (8, 6, 7), (9, 8, 1)]  # fmt: skip
+    v = [np.asarray(p, float) / np.linalg.norm(p) for p in verts]
+    for _ in range(int(subdivisions)):
+        cache, new = {}, []
+
+        def mid(i, j, cache=cache):
+            key = (min(i, j), max(i, j))
+            if key not in cache:
+                m = v[i] + v[j]
+                v.append(m / np.linalg.norm(m))
+                cache[key] = len(v) - 1
+            return cache[key]
+
+        for a, b, c in faces:
+            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
+            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        faces = new
+    return Mesh(jnp.asarray(np.stack(v), jnp.float32), jnp.asarray(np.asarray(faces), jnp.int32))
+
+
+def superquadric(exponents=(1.0, 1.0), scale=(1.0, 1.0, 1.0), subdivisions: int = 3) -> Mesh:
+    """A superquadric as a radial map of the icosphere: each unit direction u goes to s ⊙ sign(u)|u|^e (e_1 for x and
+    y, e_2 for z). e = 1 is an ellipsoid; small e a box with rounded edges."""
+    base = icosphere(subdivisions)
+    u = base.vertices
+    e = jnp.asarray([exponents[0], exponents[0], exponents[1]], u.dtype)
+    v = jnp.asarray(scale, u.dtype) * jnp.sign(u) * jnp.abs(u) ** e
+    return Mesh(v, base.faces)
+
+
+def torus(major: float = 1.0, minor: float = 0.35, n_major: int = 48, n_minor: int = 24) -> Mesh:
+    """A torus around the z axis as a periodic (u, v) grid."""
+    u = np.linspace(0, 2 * np.pi, n_major, endpoint=False)
+    v = np.linspace(0, 2 * np.pi, n_minor, endpoint=False)
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    pts = np.stack(
+        [(major + minor * np.cos(vv)) * np.cos(uu), (major + minor * np.cos(vv)) * np.sin(uu), minor * np.sin(vv)], -1
+    ).reshape(-1, 3)
+    faces = []
+    for i in range(n_major):
+        for j in range(n_minor):
+            a, b = i * n_minor + j, ((i + 1) % n_major) * n_minor + j
+            c, d = ((i + 1) % n_major) * n_minor + (j + 1) % n_minor, i * n_minor + (j + 1) % n_minor
+            faces += [(a, b, c), (a, c, d)]
+    return Mesh(jnp.asarray(pts, jnp.float32), jnp.asarray(faces, jnp.int32))
+
+
+def random_deformation(key: jax.Array, mesh: Mesh, amplitude: float = 0.15, modes: int = 4) -> Mesh:
+    """A smooth random displacement v + amplitude · Σ_k a_k sin(ω_k·v + φ_k), ω_k ~ N(0, 2² I) (same faces)."""
+    mesh = _check_mesh(mesh)
+    k1, k2, k3 = jax.random.split(key, 3)
+    omega = 2.0 * jax.random.normal(k1, (modes, 3))
+    phase = jax.random.uniform(k2, (modes,), maxval=2 * jnp.pi)
+    amp = jax.random.normal(k3, (modes, 3)) / jnp.sqrt(modes)
+    disp = jnp.sin(mesh.vertices @ omega.T + phase) @ amp
+    return Mesh(mesh.vertices + amplitude * disp, mesh.faces)
+
+
+def random_shape(key: jax.Array, kind: str | None = None, subdivisions: int = 3) -> tuple[str, Mesh]:
+    """One shape of the procedural family: ("ellipsoid" | "superquadric" | "rounded_box" | "torus", mesh), with random
+    proportions and a random smooth deformation. `kind=None` picks one of the four."""
+    kinds = ("ellipsoid", "superquadric", "rounded_box", "torus")
+    k_kind, k_scale, k_exp, k_def = jax.random.split(key, 4)
+    if kind is None:
+        kind = kinds[int(jax.random.randint(k_kind, (), 0, len(kinds)))]
+    if kind not in kinds:
+        raise ValueError(f"unknown shape kind {kind!r}; choose from {list(kinds)}")
+    scale = tuple(float(s) for s in jax.random.uniform(k_scale, (3,), minval=0.6, maxval=1.0))
+    if kind == "torus":
+        mesh = torus(0.7, float(jax.random.uniform(k_exp, (), minval=0.2, maxval=0.35)))
+        mesh = Mesh(mesh.vertices * jnp.asarray(scale), mesh.faces)
+    elif kind == "ellipsoid":
+        mesh = superquadric((1.0, 1.0), scale, subdivisions)
+    elif kind == "superquadric":
+        e = tuple(float(x) for x in jax.random.uniform(k_exp, (2,), minval=0.4, maxval=1.6))
+        mesh = superquadric(e, scale, subdivisions)
+    else:
+        mesh = superquadric((0.25, 0.25), scale, subdivisions)
+    return kind, random_deformation(k_def, mesh, amplitude=0.08)
+
+
+def face_areas(mesh: Mesh) -> jax.Array:
+    v, f = _check_mesh(mesh)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return 0.5 * jnp.linalg.norm(jnp.cross(b - a, c - a), axis=1)
+
+
+def face_normals(mesh: Mesh) -> jax.Array:
+    v, f = _check_mesh(mesh)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    n = jnp.cross(b - a, c - a)
+    return n / jnp.maximum(jnp.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def sample_surface(key: jax.Array, mesh: Mesh, n: int) -> tuple[jax.Array, jax.Array]:
+    """n points uniform on the surface (area-weighted) and the unit normals of their faces: ([n, 3], [n, 3])."""
+    check_count(n, "n")
+    v, f = _check_mesh(mesh)
+    k_face, k_uv = jax.random.split(key)
+    areas = jax.lax.stop_gradient(face_areas(Mesh(v, f)))
+    face = jax.random.choice(k_face, f.shape[0], (n,), p=areas / jnp.sum(areas))
+    uv = jax.random.uniform(k_uv, (n, 2), v.dtype)
+    su = jnp.sqrt(uv[:, :1])
+    tri = v[f[face]]
+    pts = (1 - su) * tri[:, 0] + su * (1 - uv[:, 1:]) * tri[:, 1] + su * uv[:, 1:] * tri[:, 2]
+    return pts, face_normals(Mesh(v, f))[face]
+
+
+def normal_consistency(points: jax.Array, normals: jax.Array, ref_points: jax.Array, ref_normals: jax.Array):
+    """Mean |n · n_ref| over each point's nearest reference point, averaged both ways (1 is perfect)."""
+
+    def one_way(p, n, q, m):
+        d = jnp.sum(p * p, 1)[:, None] - 2 * p @ q.T + jnp.sum(q * q, 1)[None]
+        return jnp.mean(jnp.abs(jnp.sum(n * m[jnp.argmin(d, axis=1)], axis=1)))
+
+    return 0.5 * (one_way(points, normals, ref_points, ref_normals) + one_way(ref_points, ref_normals, points, normals))

@@ -111,10 +111,15 @@ class KineticOptimalScheduler(Scheduler):
 
 def kinetic_energy_of(scheduler: Scheduler, lam_fn, num: int = 2001, t_range=(1e-4, 1 - 1e-4)) -> float:
     """KE per dimension of a scheduler from λ alone (no data): ∫ ṙ² + r²θ̇²γ(θ) dt written in (α, σ):
-    ȧ² + σ̇² − β²(1 − λ(α/σ)), β = α̇ − α σ̇/σ (trapezoid rule on `num` times)."""
+    ȧ² + σ̇² − β²(1 − λ(α/σ)), β = α̇ − α σ̇/σ (trapezoid rule on `num` times). λ is clipped below at its bound
+    s²/(1 + s²)."""
     t = np.linspace(*t_range, num)
     a, s = np.asarray(scheduler.alpha(jnp.asarray(t))), np.asarray(scheduler.sigma(jnp.asarray(t)))
     da, ds = np.asarray(scheduler.d_alpha(jnp.asarray(t))), np.asarray(scheduler.d_sigma(jnp.asarray(t)))
     beta = da - a * ds / s
-    integrand = da**2 + ds**2 - beta**2 * (1 - np.asarray(lam_fn(a / s)))
+    snr = a / s
+    # λ(s) ≥ s²/(1 + s²) for normalised data (the Gaussian has the largest MMSE): an estimated λ is clipped there,
+    # so that estimation noise cannot make the energy negative
+    lam = np.maximum(np.asarray(lam_fn(snr)), snr**2 / (1 + snr**2))
+    integrand = da**2 + ds**2 - beta**2 * (1 - lam)
     return float(np.trapezoid(integrand, t))

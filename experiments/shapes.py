@@ -48,13 +48,13 @@ class ShapesConfig(StudyConfig):
     """The shapes study (every field is a command-line option)."""
 
     targets: int = 4
-    deform_iterations: int = 400
+    deform_iterations: int = 300
     deform_points: int = 1024
     train_shapes: int = 160
     test_shapes: int = 40
     cloud_points: int = 512
     seeds: int = 3
-    epochs: int = 40
+    epochs: int = 30
     batch: int = 16
     kappa: float = 10.0
     vmf_projections: int = 20

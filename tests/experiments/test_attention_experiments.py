@@ -6,6 +6,7 @@ import pytest
 from experiments import accelerated_attention, homogenized_attention
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_homogenized_attention_small(tmp_path):
     cfg = homogenized_attention.HomogenizedConfig(
         dims=(4,),

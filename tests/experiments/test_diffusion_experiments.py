@@ -6,6 +6,7 @@ import pytest
 from experiments import interpolants, likelihood
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_likelihood_tiny(tmp_path):
     cfg = likelihood.LikelihoodConfig(
         dims=(2,), n_eval=60, train_steps=200, grid=8, out_dir=str(tmp_path), progress=False

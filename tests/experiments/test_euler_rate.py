@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments import euler_rate
 
@@ -22,6 +23,7 @@ def test_exact_gaussian_euler_formula_matches_simulation():
         assert float(fine) < float(exact) / 200
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_small_study_has_first_order_slope(tmp_path):
     cfg = euler_rate.EulerConfig(
         targets=("weakly log-concave",),

@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from experiments import ot_map_estimation, sinkhorn_newton, sw_control_variates, unfolding
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_sw_control_variates_small(tmp_path):
     cfg = sw_control_variates.SWConfig(
         pairs=("gaussian",),
@@ -35,6 +37,7 @@ def test_sw_control_variates_small(tmp_path):
     assert w[-1] < w[0]
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_sinkhorn_newton_small(tmp_path):
     cfg = sinkhorn_newton.SNSConfig(
         n=60, eta=100.0, digit_side=8, digit_eta=50.0, repeats=1, threshold=1e-10, out_dir=str(tmp_path), progress=False
@@ -52,6 +55,7 @@ def test_sinkhorn_newton_small(tmp_path):
     assert metrics["claims"] and all("holds" in c for c in metrics["claims"])
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_ot_map_estimation_small(tmp_path):
     cfg = ot_map_estimation.MapConfig(
         dims=(2,), sizes=(50, 200, 800), repeats=2, test_points=300, out_dir=str(tmp_path), progress=False

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments import conservativeness, lipschitz
 
@@ -23,6 +24,7 @@ def test_closed_form_velocity_jacobian_matches_autodiff_of_formula():
         np.testing.assert_allclose(jax.jacfwd(lambda y: gmm.velocity(t, y))(x), jax.jacfwd(formula)(x), atol=1e-12)
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_lipschitz_small(tmp_path):
     cfg = lipschitz.LipschitzConfig(
         n_particles=20,
@@ -51,6 +53,7 @@ def test_score_to_velocity_identity_on_the_mixture():
     np.testing.assert_allclose(v(0.4, x), gmm.velocity(0.4, x), rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_conservativeness_small(tmp_path):
     cfg = conservativeness.ConservativenessConfig(
         tasks=("mixture-4d",),

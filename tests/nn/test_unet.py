@@ -8,6 +8,7 @@ import pytest
 import jaxflow as jf
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_unet_shapes_zero_init_and_conditioning():
     model = jf.nn.UNet(channels=8, num_classes=10)
     params = jf.nn.init_unet(jax.random.key(0), model, (8, 8, 1), jnp.zeros((1,), jnp.int32))

@@ -312,6 +312,7 @@ def test_sigkill_then_restart_equals_uninterrupted_run(tmp_path, mode):
     assert steps == list(range(10, 201, 10))
 
 
+@pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests
 def test_limit_cpu_threads_trains_the_same_and_checks_its_input():
     """One XLA worker changes the schedule, not the numbers: the same losses as the default pool."""
     default = _run(1, mesh=False)

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxflow.nn.attention import MultiHeadAttention
 from jaxflow.ot.sliced import projected_wasserstein, sample_vmf
 
 
@@ -28,16 +29,14 @@ class _SetEmbed(nn.Module):
     @nn.compact
     def __call__(self, z):
         h = nn.gelu(nn.Dense(self.features)(z))
-        n, f = h.shape
-        q, k, v = (nn.Dense(self.features, use_bias=False)(h) for _ in range(3))
-        q, k, v = (t.reshape(n, self.heads, f // self.heads) for t in (q, k, v))
-        if self.linear:  # efficient attention: [heads, f, f] context, linear in n
+        if self.linear:  # efficient attention: a [heads, f, f] context, linear in the number of points
+            n, f = h.shape
+            q, k, v = (nn.Dense(self.features, use_bias=False)(h).reshape(n, self.heads, -1) for _ in range(3))
             ctx = jnp.einsum("nhf,nhg->hfg", jax.nn.softmax(k, axis=0), v)
-            out = jnp.einsum("nhf,hfg->nhg", jax.nn.softmax(q, axis=-1), ctx)
-        else:
-            w = jax.nn.softmax(jnp.einsum("nhf,mhf->hnm", q, k) / jnp.sqrt(f // self.heads), axis=-1)
-            out = jnp.einsum("hnm,mhf->nhf", w, v)
-        h = h + nn.Dense(self.features)(out.reshape(n, f))
+            out = nn.Dense(self.features)(jnp.einsum("nhf,hfg->nhg", jax.nn.softmax(q, axis=-1), ctx).reshape(n, f))
+        else:  # the library's softmax attention, without a causal mask
+            out = MultiHeadAttention(n_heads=self.heads, kind="softmax", causal=False)(h[None])[0]
+        h = h + out
         return jnp.mean(nn.gelu(nn.Dense(self.features)(h)), axis=0)
 
 

@@ -18,6 +18,7 @@ def test_barycentric_map_exact_on_a_permutation(key):
     np.testing.assert_allclose(tmap(x[:5] + 1e-3), x[:5] * 1.0001 + 1e-3, atol=1e-5)
 
 
+@pytest.mark.slow  # in `make test-all`
 def test_entropic_barycentric_map_approaches_gaussian_map():
     with jax.enable_x64(True):
         k1, k2 = jax.random.split(jax.random.key(2))

@@ -94,6 +94,7 @@ def test_vmf_sampler_mean_resultant_and_norm():
     assert float(jnp.linalg.norm(u.mean(0))) < 0.03
 
 
+@pytest.mark.slow  # in `make test-all`
 def test_dsw_interpolates_between_sw_and_max_sw(key):
     x, y = _pair(key, d=5)
     sw = float(jf.ot.sliced_wasserstein(key, x, y, 2000).distance)

@@ -34,6 +34,7 @@ def test_exact_likelihood_of_closed_form_velocity_matches_mixture_density():
         np.testing.assert_allclose(out.bits_per_dim, -out.log_prob / (2 * np.log(2)))
 
 
+@pytest.mark.slow  # in `make test-all`
 def test_hutchinson_is_unbiased_for_the_trace():
     with jax.enable_x64(True):
         gmm = _mixture()

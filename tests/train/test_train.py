@@ -252,6 +252,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # in `make test-all`
 def test_two_processes_train_like_one_process_with_four_devices():
     """jax.distributed on localhost: 2 processes x 2 CPU devices against 1 process x 4 devices."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")

@@ -49,7 +49,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 notebooks: $(STAMP)
-	$(PY) -m pytest -q tests/test_notebooks.py
+	$(PY) -m pytest -q tests/test_notebooks.py tests/test_notebooks_more.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -224,6 +224,7 @@ def _run(devices: int, mesh: bool, steps: int = 30, split: int | None = None, th
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # in `make test-all`; tests/couplings' mesh test checks mesh = split training in the fast suite
 def test_same_loss_curve_on_one_and_four_devices():
     """pmap-style (one shard per device, the default with a mesh) against one device running the same 4 shards."""
     one = _run(1, mesh=False, split=4)

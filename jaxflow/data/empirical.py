@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import check_array, check_time
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 from jaxflow.paths.affine import AffinePath, cond_ot_path
 
 
@@ -83,8 +84,7 @@ class EmpiricalDistribution(eqx.Module):
         """log posterior weights [B, n] under the PFGM++ kernel with r = σ√D (D=None: the Gaussian limit)."""
         xf, y = self._check_x(x), self._flat()
         sigma = jnp.reshape(jnp.asarray(sigma, xf.dtype), (-1, 1))
-        d2 = jnp.sum(xf * xf, axis=1)[:, None] - 2 * xf @ y.T + jnp.sum(y * y, axis=1)[None, :]
-        d2 = jnp.maximum(d2, 0.0)
+        d2 = sqeuclidean_cost(xf, y)
         if D is None:
             return jax.nn.log_softmax(-d2 / (2 * sigma**2), axis=1)
         _check_D(D)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxflow.losses.cfm import squared_error
 from jaxflow.paths.pfgmpp import pfgmpp_perturb
 
 
@@ -50,8 +51,7 @@ def pfgmpp_loss(
         x = pfgmpp_perturb(k_x, y, sigma, D)
         pred = denoiser(params, sigma, x, batch.get("labels"))
         weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
-        err = jnp.mean(((pred - y) ** 2).reshape(y.shape[0], -1), axis=1)
-        value = jnp.mean(weight * err)
+        value = jnp.mean(squared_error(pred, y, weight))
         return value, {"loss": value}
 
     return loss

@@ -85,6 +85,5 @@ def chamfer(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"]) -> jax.Array
     """Chamfer pseudo-distance: mean squared distance from each point of x to its nearest point of y, plus the same
     from y to x (a dense [n, m] distance matrix; differentiable)."""
     x, y = check_point_clouds(jnp.asarray(x), jnp.asarray(y))
-    d = jnp.sum(x * x, 1)[:, None] - 2 * x @ y.T + jnp.sum(y * y, 1)[None, :]
-    d = jnp.maximum(d, 0.0)
+    d = sqeuclidean_cost(x, y)
     return jnp.mean(jnp.min(d, axis=1)) + jnp.mean(jnp.min(d, axis=0))

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.nn.mlp import ACTIVATIONS
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
 def _mask_of(x: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -38,9 +39,7 @@ def knn_indices(x: jax.Array, k: int, mask: jax.Array | None = None) -> tuple[ja
     k = min(int(k), n - 1)
     if k < 1:
         raise ValueError(f"k must be at least 1 and N at least 2, got k={k} with N={n}")
-    sq = jnp.sum(x * x, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-    d2 = jnp.where(jnp.eye(n, dtype=bool) | ~mask[None, :], jnp.inf, d2)
+    d2 = jnp.where(jnp.eye(n, dtype=bool) | ~mask[None, :], jnp.inf, sqeuclidean_cost(x, x))
     neg, idx = jax.lax.top_k(-d2, k)
     return idx, jnp.isfinite(neg) & mask[:, None]
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxflow._checks import check_count
+from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
 class Mesh(NamedTuple):
@@ -150,7 +151,6 @@ def normal_consistency(points: jax.Array, normals: jax.Array, ref_points: jax.Ar
     """Mean |n · n_ref| over each point's nearest reference point, averaged both ways (1 is perfect)."""
 
     def one_way(p, n, q, m):
-        d = jnp.sum(p * p, 1)[:, None] - 2 * p @ q.T + jnp.sum(q * q, 1)[None]
-        return jnp.mean(jnp.abs(jnp.sum(n * m[jnp.argmin(d, axis=1)], axis=1)))
+        return jnp.mean(jnp.abs(jnp.sum(n * m[jnp.argmin(sqeuclidean_cost(p, q), axis=1)], axis=1)))
 
     return 0.5 * (one_way(points, normals, ref_points, ref_normals) + one_way(ref_points, ref_normals, points, normals))

@@ -210,6 +210,26 @@ def evaluate(params, task: str, cfg: Toy2dConfig, key: jax.Array, velocity) -> d
     return record
 
 
+def evaluate_seeds(states, task: str, cfg: Toy2dConfig, key: jax.Array, ti: int, velocity, rate: float):
+    """Evaluate every seed of a trained sweep (the same evaluation draws for every method of a task): returns
+    (per-seed records, summary with means, sds and model-steps/s)."""
+    per_seed = []
+    for s in range(cfg.seeds):
+        params = jax.tree.map(lambda a, s=s: a[s], states.params)
+        per_seed.append(evaluate(params, task, cfg, eval_key(key, ti, s), velocity))
+    summary = {
+        f"{k}_{stat}": float(getattr(np, stat)([r[k] for r in per_seed]))
+        for k in ("w2", "npe", "nfe")
+        for stat in ("mean", "std")
+    }
+    summary.update({"model_steps_per_s": rate * cfg.seeds, "sweep_steps_per_s": rate, "per_seed": per_seed})
+    return per_seed, summary
+
+
+def eval_key(key: jax.Array, ti: int, seed: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(key, 10_000 + ti), seed)
+
+
 def trajectories_of(velocity, params, x0, cfg: Toy2dConfig) -> np.ndarray:
     out = jf.sample(
         velocity, x0, params=params, solver="dopri5", rtol=cfg.solver_tol, atol=cfg.solver_tol, save_trajectory=101
@@ -327,21 +347,11 @@ def run(cfg: Toy2dConfig) -> dict:
         for mi, method in enumerate(cfg.methods):
             k_train = jax.random.fold_in(jax.random.fold_in(key, ti), mi)
             states, rate = train_method(task, method, cfg, k_train)
-            per_seed = []
-            for s in range(cfg.seeds):
-                params = jax.tree.map(lambda a, s=s: a[s], states.params)
-                k_eval = jax.random.fold_in(jax.random.fold_in(key, 10_000 + ti), s)  # same eval draws for all methods
-                per_seed.append(evaluate(params, task, cfg, k_eval, velocity))
-                if s == 0:
-                    src, _ = parse_task(task)
-                    x0 = jf.data.get_sampler(src)(k_eval, 500)
-                    trajectories[(task, method)] = trajectories_of(velocity, params, x0, cfg)
-            summary = {
-                f"{k}_{stat}": float(getattr(np, stat)([r[k] for r in per_seed]))
-                for k in ("w2", "npe", "nfe")
-                for stat in ("mean", "std")
-            }
-            summary.update({"model_steps_per_s": rate * cfg.seeds, "sweep_steps_per_s": rate, "per_seed": per_seed})
+            per_seed, summary = evaluate_seeds(states, task, cfg, key, ti, velocity, rate)
+            src, _ = parse_task(task)
+            x0 = jf.data.get_sampler(src)(eval_key(key, ti, 0), 500)
+            params0 = jax.tree.map(lambda a: a[0], states.params)
+            trajectories[(task, method)] = trajectories_of(velocity, params0, x0, cfg)
             results[task][method] = summary
             raw[(task, method)] = per_seed
             print(

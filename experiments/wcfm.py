@@ -15,7 +15,7 @@ W-CFM for every (rule, κ, correction):
   `bias_reference` fresh points of each marginal, next to the same W2 with uniform weights (the batch-noise floor).
 - effective sample size of the weights (Kish), W2 of the trained model's samples, NPE, adaptive NFE, model-steps/s.
 
-Run `python -m experiments.wcfm` (full) or `--quick`; results in results/toy2d/wcfm/.
+Run `python -m experiments.wcfm` (full) or `--quick`; results in results/wcfm/.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class WcfmConfig(StudyConfig):
     bias_reference: int = 2000
     solver_tol: float = 1e-4
     steps_per_call: int = 500
-    out_dir: str = "results/toy2d/wcfm"
+    out_dir: str = "results/wcfm"
 
     def toy2d_config(self) -> toy2d.Toy2dConfig:
         return toy2d.Toy2dConfig(
@@ -166,20 +166,10 @@ def marginal_bias(coupling, task: str, cfg: WcfmConfig, key: jax.Array) -> dict:
 
 
 def train_and_evaluate(task, label, path_and_coupling, tcfg, key, velocity, ti) -> dict:
+    """toy2d's training and evaluation (the same evaluation draws as toy2d uses for the task)."""
     states, rate = toy2d.train_method(task, label, tcfg, key, path_and_coupling=path_and_coupling)
-    per_seed = []
-    for s in range(tcfg.seeds):
-        params = jax.tree.map(lambda a, s=s: a[s], states.params)
-        k_eval = jax.random.fold_in(jax.random.fold_in(jax.random.key(tcfg.seed), 10_000 + ti), s)
-        per_seed.append(toy2d.evaluate(params, task, tcfg, k_eval, velocity))
-    out = {
-        f"{k}_{st}": float(getattr(np, st)([r[k] for r in per_seed]))
-        for k in ("w2", "npe", "nfe")
-        for st in ("mean", "std")
-    }
-    out["model_steps_per_s"] = rate * tcfg.seeds
-    out["per_seed"] = per_seed
-    return out
+    _, summary = toy2d.evaluate_seeds(states, task, tcfg, jax.random.key(tcfg.seed), ti, velocity, rate)
+    return summary
 
 
 def run(cfg: WcfmConfig) -> dict:

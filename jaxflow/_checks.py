@@ -67,6 +67,12 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be finite and {rel}, got {value}")
 
 
+def check_probability(value: Any, name: str) -> None:
+    """A number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
 def check_choice(value: str, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")

@@ -1,6 +1,7 @@
 """How x0 and x1 are paired: independent, minibatch OT (exact / entropic), Schrödinger bridge, conditional, W-CFM."""
 
 from jaxflow.couplings.base import CostCoupling, Coupling, IndependentCoupling, Pairing, pair_in_data
+from jaxflow.couplings.reflow import ReflowCoupling, ReflowPairs, load_pairs, reflow_pairs, save_pairs
 from jaxflow.couplings.ot import (
     ASSIGNMENT_SOLVERS,
     MODES,
@@ -18,6 +19,11 @@ from jaxflow.couplings.ot import (
 from jaxflow.couplings.weighted import GibbsWeightedCoupling, effective_sample_size
 
 __all__ = [
+    "ReflowCoupling",
+    "ReflowPairs",
+    "load_pairs",
+    "reflow_pairs",
+    "save_pairs",
     "ASSIGNMENT_SOLVERS",
     "AssignmentSolver",
     "Auction",

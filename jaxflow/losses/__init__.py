@@ -1,6 +1,7 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
 from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
+from jaxflow.losses.fewstep import distillation_loss, meanflow_loss, oftsr_loss, oftsr_student, shortcut_loss
 from jaxflow.losses.pfgmpp import edm_denoiser, pfgmpp_loss
 from jaxflow.losses.population import (
     conditioned,
@@ -30,6 +31,11 @@ from jaxflow.losses.time_samplers import (
 )
 
 __all__ = [
+    "distillation_loss",
+    "meanflow_loss",
+    "oftsr_loss",
+    "oftsr_student",
+    "shortcut_loss",
     "edm_denoiser",
     "pfgmpp_loss",
     "conditioned",

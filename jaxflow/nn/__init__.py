@@ -7,6 +7,7 @@ from jaxflow.nn.attention import (
     MultiHeadAttention,
 )
 from jaxflow.nn.classifier import ConvClassifier
+from jaxflow.nn.flowmap import FlowMapMLP, as_velocity, flow_map_fn, init_flow_map
 from jaxflow.nn.mlp import ACTIVATIONS, MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
 from jaxflow.nn.quantize import quantize
 from jaxflow.nn.sets import PopulationTable, SetEncoder, knn_indices, masked_mean
@@ -14,6 +15,10 @@ from jaxflow.nn.spd import BuresWassersteinBatchNorm
 from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
+    "FlowMapMLP",
+    "as_velocity",
+    "flow_map_fn",
+    "init_flow_map",
     "quantize",
     "PopulationTable",
     "SetEncoder",

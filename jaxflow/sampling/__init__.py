@@ -10,6 +10,7 @@ from jaxflow.sampling.likelihood import (
     standard_normal_log_prob,
 )
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
+from jaxflow.sampling.flowmap import sample_flow_map
 from jaxflow.sampling.pfgmpp import karras_sigmas, pfgmpp_prior, sample_pfgmpp
 from jaxflow.sampling.sde import SDE_SOLVERS, diffusion_epsilon, sample_sde, score_to_drift
 from jaxflow.sampling.solvers import (
@@ -22,6 +23,7 @@ from jaxflow.sampling.solvers import (
 )
 
 __all__ = [
+    "sample_flow_map",
     "karras_sigmas",
     "pfgmpp_prior",
     "sample_pfgmpp",

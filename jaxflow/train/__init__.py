@@ -23,9 +23,11 @@ from jaxflow.train.sharding import (
     shard_batch,
 )
 from jaxflow.train.state import Ema, EmaState, TrainState, ema
+from jaxflow.train.reflow import RectifiedFlow
 from jaxflow.train.step import NonFiniteLossError, make_train_step
 
 __all__ = [
+    "RectifiedFlow",
     "ArraySource",
     "IteratorSource",
     "Prefetch",

@@ -1,0 +1,277 @@
+"""Few-step objectives: one-step distillation, MeanFlow, shortcut models and the OFTSR one-step student.
+
+Conventions (docs/few_step.md): t = 0 is the source (noise), t = 1 the data. A flow-map model is the pure function
+`u(params, s, t, x, cond=None)`, the average velocity from time s (where x lives) to time t, so that
+Ψ(x, s, t) = x + (t − s)·u(x, s, t); u(x, t, t) is the instantaneous velocity (`jaxflow.nn.flow_map_fn`).
+
+- Distillation (Liu, Gong & Liu 2023, arXiv:2209.03003): T(z) = z + v(0, z) fitted to pairs (z, Φ(z)).
+- MeanFlow (Geng et al. 2025, arXiv:2505.13447): u(x_s, s, t) = v(x_s, s) + (t − s)·d/ds u(x_s, s, t), with
+  d/ds u = ∂_x u · v + ∂_s u computed by one `jax.jvp`; the right-hand side (with the conditional velocity) is the
+  stop-gradient regression target.
+- Shortcut models (Frans et al. 2024, arXiv:2410.12557): u(x, t, t + 2h) = ½ u(x, t, t + h) + ½ u(x′, t + h, t + 2h),
+  x′ = x + h·u(x, t, t + h), plus flow matching at zero gap.
+- OFTSR (Zhu et al. 2024, arXiv:2412.09465): a one-step student f(x, t) = x + (1 − t)·w(x, t) whose predictions agree
+  along the teacher's trajectories.
+
+Each builder returns `loss(params, batch, key) -> (scalar, aux)` like every loss in jaxflow, so the step factory,
+sharding and the training loop take them unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxflow._checks import broadcast_time, check_positive, check_probability
+from jaxflow.couplings.base import Coupling, IndependentCoupling
+from jaxflow.losses.cfm import _check_batch, squared_error
+from jaxflow.losses.time_samplers import TimeSampler, UniformTime
+from jaxflow.paths.affine import cond_ot_path
+from jaxflow.paths.base import ProbabilityPath
+from jaxflow.sampling.guidance import drop_labels
+
+
+def _pairs(coupling: Coupling, batch, key):
+    _check_batch(batch)
+    x1 = batch["x1"]
+    x0 = batch["x0"] if "x0" in batch else jax.random.normal(jax.random.fold_in(key, 7), x1.shape, x1.dtype)
+    return coupling(key, x0, x1, batch.get("labels"))
+
+
+def _cond(pairing, conditional, label_dropout, null_label, key):
+    if not conditional:
+        return None
+    if pairing.labels is None:
+        raise ValueError("conditional training needs 'labels' in the batch")
+    if label_dropout > 0:
+        return drop_labels(key, pairing.labels, label_dropout, null_label)
+    return pairing.labels
+
+
+def _check_dropout(label_dropout, null_label):
+    check_probability(label_dropout, "label_dropout")
+    if label_dropout > 0 and null_label is None:
+        raise ValueError("label_dropout > 0 needs the null_label index")
+
+
+def _per_sample_mse(a, b):
+    return jnp.mean(((a - b) ** 2).reshape(a.shape[0], -1), axis=1)
+
+
+def distillation_loss(
+    student: Callable,
+    *,
+    t0: float = 0.0,
+    feature: Callable | None = None,
+    conditional: bool = False,
+) -> Callable:
+    """One-step distillation of a flow: E‖T(z) − Φ(z)‖² with T(z) = z + (1 − t0)·v(params, t0, z).
+
+    batch = {"x0": z [B, ...], "x1": Φ(z) [B, ...]} (pairs from `ReflowCoupling` or `reflow_pairs`; with
+    "labels" when `conditional`). `feature(x) -> [B, k]` replaces the pixel error by a feature-space error
+    ‖feature(T(z)) − feature(Φ(z))‖² (the paper uses LPIPS on images; any fixed network works, e.g. the features of
+    `jaxflow.metrics.DigitsMetric`). One Euler step of `jaxflow.sample` over [t0, 1] draws from T.
+    """
+
+    def loss(params, batch, key):
+        _check_batch(batch)
+        if "x0" not in batch:
+            raise ValueError("distillation needs the pairs: batch['x0'] (noise) and batch['x1'] (its image under Φ)")
+        z, target = batch["x0"], batch["x1"]
+        cond = batch.get("labels") if conditional else None
+        pred = z + (1.0 - t0) * student(params, jnp.full(z.shape[:1], t0, z.dtype), z, cond)
+        if pred.shape != z.shape:
+            raise ValueError(f"the model returned shape {pred.shape}, expected {z.shape}")
+        if feature is None:
+            per = _per_sample_mse(pred, target)
+        else:
+            per = _per_sample_mse(feature(pred), jax.lax.stop_gradient(feature(target)))
+        value = jnp.mean(per)
+        return value, {"loss": value}
+
+    return loss
+
+
+def meanflow_loss(
+    u: Callable,
+    path: ProbabilityPath | None = None,
+    coupling: Coupling | None = None,
+    time_sampler: TimeSampler | None = None,
+    *,
+    flow_map_fraction: float = 0.25,
+    adaptive_power: float = 1.0,
+    adaptive_eps: float = 1e-3,
+    conditional: bool = False,
+    label_dropout: float = 0.0,
+    null_label: int | None = None,
+) -> Callable:
+    """MeanFlow: regress u(x_s, s, t) on sg(v_s + (t − s)·(∂_x u · v_s + ∂_s u)) along the path.
+
+    Two times are drawn from `time_sampler`; s = the smaller (where x_s is drawn from the path) and t = the larger
+    (the destination, towards the data). A share 1 − `flow_map_fraction` of the rows has t = s (plain flow matching
+    on u(x, s, s)). v_s is the path's conditional velocity (any affine path; default Cond-OT). The total derivative
+    d/ds u(x_s, s, t) along the flow is ONE forward-mode `jax.jvp` of u in (x, s, t) with tangents (v_s, 1, 0).
+    adaptive_power p: each row's squared error is divided by sg((err + adaptive_eps)^p) (the paper's adaptive
+    weighting; p = 0 is the plain squared error).
+    """
+    path = cond_ot_path() if path is None else path
+    coupling = IndependentCoupling() if coupling is None else coupling
+    time_sampler = UniformTime() if time_sampler is None else time_sampler
+    check_probability(flow_map_fraction, "flow_map_fraction")
+    if adaptive_power < 0:
+        raise ValueError(f"adaptive_power must be >= 0, got {adaptive_power}")
+    check_positive(adaptive_eps, "adaptive_eps")
+    _check_dropout(label_dropout, null_label)
+
+    def loss(params, batch, key):
+        k_pair, k_a, k_b, k_m, k_path, k_drop = jax.random.split(key, 6)
+        pairing = _pairs(coupling, batch, k_pair)
+        n = pairing.x0.shape[0]
+        dtype = pairing.x0.dtype
+        a, b = time_sampler(k_a, n).astype(dtype), time_sampler(k_b, n).astype(dtype)
+        s, t = jnp.minimum(a, b), jnp.maximum(a, b)
+        t = jnp.where(jax.random.uniform(k_m, (n,)) < flow_map_fraction, t, s)
+        ps = path.sample(k_path, pairing.x0, pairing.x1, s)
+        if ps.xt.shape[0] != n:
+            raise ValueError("MeanFlow needs a path that returns one row per pair")
+        cond = _cond(pairing, conditional, label_dropout, null_label, k_drop)
+
+        def f(x, s_, t_):
+            return u(params, s_, t_, x, cond)
+
+        value_u, dudt = jax.jvp(f, (ps.xt, ps.t, t), (ps.ut, jnp.ones_like(s), jnp.zeros_like(t)))
+        if value_u.shape != ps.xt.shape:
+            raise ValueError(f"the model returned shape {value_u.shape}, expected {ps.xt.shape}")
+        target = jax.lax.stop_gradient(ps.ut + broadcast_time(t - ps.t, ps.xt) * dudt)
+        err = _per_sample_mse(value_u, target)
+        weight = 1.0 / jax.lax.stop_gradient(err + adaptive_eps) ** adaptive_power
+        value = jnp.mean(pairing.weights * weight * err)
+        return value, {"loss": value, "mse": jnp.mean(err)}
+
+    return loss
+
+
+def shortcut_loss(
+    u: Callable,
+    path: ProbabilityPath | None = None,
+    coupling: Coupling | None = None,
+    *,
+    min_step: float = 1.0 / 128,
+    consistency_fraction: float = 0.25,
+    conditional: bool = False,
+    label_dropout: float = 0.0,
+    null_label: int | None = None,
+) -> Callable:
+    """Shortcut model: flow matching at zero gap plus self-consistency of jumps on a dyadic ladder.
+
+    Rows [k:] (k = ⌊consistency_fraction·B⌋): FM on u(x_t, t, t) with t ~ U[0, 1]. Rows [:k]: a jump of size
+    2h = min_step·2^j (j uniform over the levels up to 2h = 1) from t ~ U[0, 1 − 2h] regresses on the stop-gradient
+    average of two jumps of size h; on the finest level the half jumps are Euler steps of the zero-gap velocity
+    u(·, t, t). The loss is the sum of both parts over the batch divided by B. `min_step` must be 1/2^m.
+    """
+    path = cond_ot_path() if path is None else path
+    coupling = IndependentCoupling() if coupling is None else coupling
+    levels = round(-jnp.log2(min_step).item())
+    if levels < 1 or abs(2.0**-levels - min_step) > 1e-12:
+        raise ValueError(f"min_step must be 1/2^m with m >= 1, got {min_step}")
+    check_probability(consistency_fraction, "consistency_fraction")
+    _check_dropout(label_dropout, null_label)
+
+    def loss(params, batch, key):
+        k_pair, k_t, k_tc, k_lvl, k_path, k_pc, k_drop = jax.random.split(key, 7)
+        pairing = _pairs(coupling, batch, k_pair)
+        n = pairing.x0.shape[0]
+        k = int(consistency_fraction * n)
+        dtype = pairing.x0.dtype
+        cond = _cond(pairing, conditional, label_dropout, null_label, k_drop)
+        # flow matching at zero gap
+        t = jax.random.uniform(k_t, (n - k,), dtype)
+        ps = path.sample(k_path, pairing.x0[k:], pairing.x1[k:], t)
+        c_fm = None if cond is None else cond[k:]
+        err_fm = _per_sample_mse(u(params, ps.t, ps.t, ps.xt, c_fm), ps.ut)
+        total = jnp.sum(pairing.weights[k:] * err_fm)
+        aux = {"fm": jnp.mean(err_fm)}
+        if k > 0:
+            j = jax.random.randint(k_lvl, (k,), 0, levels)  # full jump 2h = min_step·2^(j+1)·½ ... up to 1
+            full = min_step * 2.0 ** (j + 1).astype(dtype)
+            half = full / 2
+            tc = jax.random.uniform(k_tc, (k,), dtype) * (1.0 - full)
+            pc = path.sample(k_pc, pairing.x0[:k], pairing.x1[:k], tc)
+            c_c = None if cond is None else cond[:k]
+            model_half = jnp.where(j == 0, 0.0, half)  # finest level: Euler steps of the velocity
+            sg = jax.lax.stop_gradient
+            u1 = sg(u(params, tc, tc + model_half, pc.xt, c_c))
+            x_mid = pc.xt + broadcast_time(half, pc.xt) * u1
+            u2 = sg(u(params, tc + half, tc + half + model_half, x_mid, c_c))
+            err_c = _per_sample_mse(u(params, tc, tc + full, pc.xt, c_c), (u1 + u2) / 2)
+            total = total + jnp.sum(pairing.weights[:k] * err_c)
+            aux["consistency"] = jnp.mean(err_c)
+        value = total / n
+        return value, {"loss": value, **aux}
+
+    return loss
+
+
+def oftsr_student(w: Callable) -> Callable:
+    """The one-step student f(params, t, x, cond) = x + (1 − t)·w(params, t, x, cond): f(x, 1) = x by construction."""
+
+    def f(params, t, x, cond=None):
+        t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
+        return x + broadcast_time(1.0 - t, x) * w(params, t, x, cond)
+
+    return f
+
+
+def oftsr_loss(
+    w: Callable,
+    teacher: Callable,
+    teacher_params,
+    *,
+    dt: float = 0.05,
+    weights: tuple[float, float, float] = (1.0, 0.1, 0.01),
+    time_sampler: TimeSampler | None = None,
+) -> Callable:
+    """OFTSR-style one-step student with a time input, distilled from a (conditional) rectified-flow teacher.
+
+    batch = {"x0": start points (e.g. noise-augmented upsampled low-resolution images), "x1": the teacher's endpoints
+    Φ_T(x0) (offline, `reflow_pairs`)}. With f = `oftsr_student(w)` and x_t = (1 − t)x0 + t·x1 (on the teacher's
+    nearly straight trajectory):
+      distill   ‖f(x_t, t) − sg f(x_t′, t′)‖², x_t′ the teacher's midpoint (RK2) step from x_t over dt (t′ ≤ 1);
+      boundary  ‖f(x0, 0) − x1‖²  (the start of the trajectory lands on the teacher's endpoint);
+      align     ‖w(x_t, t) − v_T(x_t, t)‖²  (the student's direction is the teacher's velocity).
+    `weights` = (distill, boundary, align); the defaults are the released code's. Sampling: f(x0, τ) for a
+    chosen τ ∈ [0, 1) (one network evaluation).
+    """
+    time_sampler = UniformTime() if time_sampler is None else time_sampler
+    check_positive(dt, "dt")
+    f = oftsr_student(w)
+
+    def v_t(t, x):
+        return teacher(teacher_params, t, x, None)
+
+    def loss(params, batch, key):
+        _check_batch(batch)
+        if "x0" not in batch:
+            raise ValueError("OFTSR needs batch['x0'] (start points) and batch['x1'] (the teacher's endpoints)")
+        x0, x1 = batch["x0"], batch["x1"]
+        n = x0.shape[0]
+        t = time_sampler(key, n).astype(x0.dtype) * (1.0 - 1e-3)
+        xt = broadcast_time(1.0 - t, x0) * x0 + broadcast_time(t, x0) * x1
+        t2 = jnp.minimum(t + dt, 1.0)
+        h = broadcast_time(t2 - t, xt)
+        v1 = v_t(t, xt)
+        x_mid = xt + h / 2 * v1
+        x2 = jax.lax.stop_gradient(xt + h * v_t(t + (t2 - t) / 2, x_mid))
+        target = jax.lax.stop_gradient(f(params, t2, x2))
+        distill = jnp.mean(_per_sample_mse(f(params, t, xt), target))
+        boundary = jnp.mean(_per_sample_mse(f(params, jnp.zeros_like(t), x0), x1))
+        align = jnp.mean(_per_sample_mse(w(params, t, xt, None), jax.lax.stop_gradient(v1)))
+        value = weights[0] * distill + weights[1] * boundary + weights[2] * align
+        return value, {"loss": value, "distill": distill, "boundary": boundary, "align": align}
+
+    return loss
+
+
+__all__ = ["distillation_loss", "meanflow_loss", "oftsr_loss", "oftsr_student", "shortcut_loss", "squared_error"]

@@ -1,7 +1,6 @@
 """How x0 and x1 are paired: independent, minibatch OT (exact / entropic), Schrödinger bridge, conditional, W-CFM."""
 
 from jaxflow.couplings.base import CostCoupling, Coupling, IndependentCoupling, Pairing, pair_in_data
-from jaxflow.couplings.reflow import ReflowCoupling, ReflowPairs, load_pairs, reflow_pairs, save_pairs
 from jaxflow.couplings.ot import (
     ASSIGNMENT_SOLVERS,
     MODES,
@@ -16,6 +15,7 @@ from jaxflow.couplings.ot import (
     sample_from_plan,
     schrodinger_bridge_coupling,
 )
+from jaxflow.couplings.reflow import ReflowCoupling, ReflowPairs, load_pairs, reflow_pairs, save_pairs
 from jaxflow.couplings.weighted import GibbsWeightedCoupling, effective_sample_size
 
 __all__ = [

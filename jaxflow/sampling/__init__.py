@@ -1,5 +1,6 @@
 """diffrax-based samplers: ODE (`sample`), SDE (`sample_sde`), likelihood (`log_likelihood`), guidance (`guided`)."""
 
+from jaxflow.sampling.flowmap import sample_flow_map
 from jaxflow.sampling.guidance import check_labels, drop_labels, guided
 from jaxflow.sampling.likelihood import (
     LikelihoodOutput,
@@ -10,7 +11,6 @@ from jaxflow.sampling.likelihood import (
     standard_normal_log_prob,
 )
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
-from jaxflow.sampling.flowmap import sample_flow_map
 from jaxflow.sampling.pfgmpp import karras_sigmas, pfgmpp_prior, sample_pfgmpp
 from jaxflow.sampling.sde import SDE_SOLVERS, diffusion_epsilon, sample_sde, score_to_drift
 from jaxflow.sampling.solvers import (

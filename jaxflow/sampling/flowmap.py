@@ -1,4 +1,4 @@
-"""Few-step sampling with a flow-map model `u(params, s, t, x, cond)`: x_{k+1} = x_k + (t_{k+1} − t_k)·u(x_k, t_k, t_{k+1}).
+"""Few-step sampling with a flow-map model `u`: x_{k+1} = x_k + (t_{k+1} − t_k)·u(x_k, t_k, t_{k+1}).
 
 With the exact average velocity this is exact for any grid (the flow map composes: Ψ(Ψ(x, s, r), r, t) = Ψ(x, s, t)),
 so 1, 2, 4, ... steps differ only by the model's error. MeanFlow and shortcut models are sampled this way.

@@ -12,6 +12,7 @@ from jaxflow.train.loop import (
     restore_latest,
     save_checkpoint,
 )
+from jaxflow.train.reflow import RectifiedFlow
 from jaxflow.train.sharding import (
     DATA_AXIS,
     batch_sharding,
@@ -23,7 +24,6 @@ from jaxflow.train.sharding import (
     shard_batch,
 )
 from jaxflow.train.state import Ema, EmaState, TrainState, ema
-from jaxflow.train.reflow import RectifiedFlow
 from jaxflow.train.step import NonFiniteLossError, make_train_step
 
 __all__ = [

@@ -1,7 +1,6 @@
 """The k-rectified-flow pipeline: a killed run resumes without repeating or losing work, and reflow straightens."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

@@ -180,8 +180,10 @@ def section(res: dict | None) -> str:
     )
 
 
-def write_section(md_path: str, text: str) -> None:
-    """Replace section 7 of BENCHMARKS.md (everything from its heading to the next `## ` heading or the end)."""
+def write_section(md_path: str, text: str, section: str = SECTION) -> None:
+    """Replace a section of BENCHMARKS.md (default 7: everything from its heading to the next `## ` heading or the
+    end); append it when absent."""
+    SECTION = section  # noqa: N806
     p = Path(md_path)
     doc = p.read_text() if p.exists() else "# Benchmarks\n\n"
     if SECTION in doc:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from benchmarks import gpu
+from benchmarks import few_step, gpu
 from experiments.common import markdown_table, versions
 
 
@@ -285,7 +285,7 @@ def main(cfg: BenchConfig) -> None:
 
     rounds = 2 if cfg.quick else 4
     results = {"seconds": {}}
-    bar = tqdm(total=6, desc="benchmarks", unit="section")
+    bar = tqdm(total=7, desc="benchmarks", unit="section")
 
     def timed(name, fn, *args):
         bar.set_postfix_str(name)
@@ -301,6 +301,9 @@ def main(cfg: BenchConfig) -> None:
     s_rows = timed("sinkhorn", sinkhorn_rows, cfg.quick)
     q_rows, samp_rows, results["quality"] = timed("quality and sampling", quality_rows, cfg.quick)
     o_rows, results["ot_toolbox"] = timed("ot toolbox", ot_rows, cfg.quick)
+    fs_cfg = few_step.FewStepBenchConfig(quick=cfg.quick, repeats=3 if cfg.quick else 5)
+    results["few_step"] = timed("few-step sampling", few_step.measure, fs_cfg)
+    results["few_step"].update(n=fs_cfg.n, repeats=fs_cfg.repeats)
     bar.close()
     v = versions()
     try:
@@ -392,6 +395,8 @@ def main(cfg: BenchConfig) -> None:
         "`sinkhorn_to_precision` (ott-jax log-domain Sinkhorn, error checked every 10 iterations); one timed run "
         "each after a compiling run.\n\n",
         gpu.section(gpu.load()),
+        "\n",
+        few_step.section(results["few_step"], few_step.load_study()),
     ]
     Path(cfg.out).write_text("".join(text))
     # the raw samples beside the markdown: BENCHMARKS.md -> results/benchmarks.json, X.md -> results/X.json

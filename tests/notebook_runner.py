@@ -16,9 +16,10 @@ MARKERS = {
     "04_images.ipynb": "VP samplers done",
     "06_populations.ipynb": "MFM beats FM on new populations: True",
     "07_paths.ipynb": "paths notebook done",
+    "03_few_step.ipynb": "few-step notebook done",
 }
 # which file runs which notebook (about equal time each)
-FIRST = ("01_quickstart.ipynb", "03_ot_toolbox.ipynb", "06_populations.ipynb")
+FIRST = ("01_quickstart.ipynb", "03_ot_toolbox.ipynb", "06_populations.ipynb", "03_few_step.ipynb")
 SECOND = ("02_sde_likelihood_attention.ipynb", "04_images.ipynb", "07_paths.ipynb")
 
 

@@ -44,46 +44,49 @@ def _time(fn, repeats):
     return out
 
 
+def _problem(name: str, cfg: FewStepBenchConfig, study) -> dict:
+    if name == "digits":
+        prob = few_step.digits_problem(study, jf.metrics.DigitsMetric(jax.random.key(1)))
+    else:
+        prob = few_step.toy_problem(name, study, jax.random.key(0))
+    model = jf.nn.MLPVelocity(out_dim=prob.dim, hidden=prob.hidden, activation="silu")
+    v = jf.nn.velocity_fn(model)
+
+    def data_fn(k):
+        k0, k1 = jax.random.split(k)
+        return {"x0": prob.source(k0, 256), "x1": prob.data(k1, 256)}
+
+    teacher, _ = few_step.train(
+        jf.losses.cfm_loss(v),
+        jf.nn.init_mlp(jax.random.key(2), model, prob.dim),
+        data_fn,
+        600 if cfg.quick else 4000,
+        study,
+        "teacher",
+    )
+    fm = jf.nn.FlowMapMLP(out_dim=prob.dim, hidden=prob.hidden, activation="silu", time_embedding="identity")
+    u = jf.nn.flow_map_fn(fm)
+    fm_params = jf.nn.init_flow_map(jax.random.key(3), fm, prob.dim)
+    z = prob.source(jax.random.key(4), cfg.n)
+    dopri = jax.jit(lambda p, x: jf.sample(v, x, params=p, solver="dopri5", rtol=1e-5, atol=1e-5))
+    one = jax.jit(lambda p, x: jf.sampling.sample_flow_map(u, x, params=p, steps=1).x)
+    nfe = int(dopri(teacher, z).nfe)
+    t_d, t_1 = [], []
+    for _ in range(cfg.repeats):  # alternate A, B
+        t_d += _time(lambda: dopri(teacher, z).x, 1)
+        t_1 += _time(lambda: one(fm_params, z), 1)
+    return {
+        "teacher_nfe": nfe,
+        "dopri5_s": t_d,
+        "one_nfe_s": t_1,
+        "dopri5_samples_per_s": cfg.n / float(np.median(t_d)),
+        "one_nfe_samples_per_s": cfg.n / float(np.median(t_1)),
+    }
+
+
 def measure(cfg: FewStepBenchConfig) -> dict:
     study = few_step.FewStepConfig(progress=False, steps_per_call=500)
-    metric = None
-    res = {}
-    for name in ("8gaussians->moons", "digits"):
-        if name == "digits":
-            metric = jf.metrics.DigitsMetric(jax.random.key(1))
-            prob = few_step.digits_problem(study, metric)
-        else:
-            prob = few_step.toy_problem(name, study, jax.random.key(0))
-        steps = 600 if cfg.quick else 4000
-        model = jf.nn.MLPVelocity(out_dim=prob.dim, hidden=prob.hidden, activation="silu")
-        v = jf.nn.velocity_fn(model)
-
-        def data_fn(k, prob=prob):
-            k0, k1 = jax.random.split(k)
-            return {"x0": prob.source(k0, 256), "x1": prob.data(k1, 256)}
-
-        teacher, _ = few_step.train(
-            jf.losses.cfm_loss(v), jf.nn.init_mlp(jax.random.key(2), model, prob.dim), data_fn, steps, study, "teacher"
-        )
-        fm = jf.nn.FlowMapMLP(out_dim=prob.dim, hidden=prob.hidden, activation="silu", time_embedding="identity")
-        u = jf.nn.flow_map_fn(fm)
-        fm_params = jf.nn.init_flow_map(jax.random.key(3), fm, prob.dim)
-        z = prob.source(jax.random.key(4), cfg.n)
-        dopri = jax.jit(lambda p, x: jf.sample(v, x, params=p, solver="dopri5", rtol=1e-5, atol=1e-5))
-        one = jax.jit(lambda p, x: jf.sampling.sample_flow_map(u, x, params=p, steps=1).x)
-        nfe = int(dopri(teacher, z).nfe)
-        t_d, t_1 = [], []
-        for _ in range(cfg.repeats):  # alternate A, B
-            t_d += _time(lambda: dopri(teacher, z).x, 1)
-            t_1 += _time(lambda: one(fm_params, z), 1)
-        res[name] = {
-            "teacher_nfe": nfe,
-            "dopri5_s": t_d,
-            "one_nfe_s": t_1,
-            "dopri5_samples_per_s": cfg.n / float(np.median(t_d)),
-            "one_nfe_samples_per_s": cfg.n / float(np.median(t_1)),
-        }
-    return res
+    return {name: _problem(name, cfg, study) for name in ("8gaussians->moons", "digits")}
 
 
 def section(res: dict | None, study: dict | None = None) -> str:

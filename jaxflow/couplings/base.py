@@ -50,8 +50,9 @@ def validate_coupling_inputs(x0, x1, labels):
         raise ValueError("x0 and x1 are empty (batch size 0)")
     if labels is not None:
         labels = jnp.asarray(labels)
-        if labels.shape != x1.shape[:1]:
-            raise ValueError(f"labels must have shape [B]={x1.shape[:1]}, got {labels.shape}")
+        # class labels [B], or a per-pair condition [B, ...] (a masked image, a segmentation) for the model's cond
+        if labels.ndim == 0 or labels.shape[:1] != x1.shape[:1]:
+            raise ValueError(f"labels must have shape [B, ...] with B={x1.shape[0]}, got {labels.shape}")
         if (
             jnp.issubdtype(labels.dtype, jnp.floating)
             and is_concrete(labels)

@@ -214,6 +214,8 @@ class ConditionalOTCoupling(Coupling):
         if labels is None:
             raise ValueError("ConditionalOTCoupling needs labels")
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
+        if labels.ndim != 1:
+            raise ValueError(f"ConditionalOTCoupling blocks by class: labels must have shape [B], got {labels.shape}")
         cost = sqeuclidean_cost(x0, x1)
         blocked = label_blocked_cost(cost, labels)
         return self.base.pair_from_cost(key, x0, x1, blocked, labels, scale_cost=jnp.mean(cost))

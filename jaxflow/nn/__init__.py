@@ -6,6 +6,7 @@ from jaxflow.nn.attention import (
     ClassicalBlock,
     MultiHeadAttention,
 )
+from jaxflow.nn.autoencoder import ConvAutoencoder, autoencoder_loss, decoder_fn, encoder_fn, init_autoencoder
 from jaxflow.nn.classifier import ConvClassifier
 from jaxflow.nn.flowmap import FlowMapMLP, as_velocity, flow_map_fn, init_flow_map
 from jaxflow.nn.mlp import ACTIVATIONS, MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
@@ -15,6 +16,11 @@ from jaxflow.nn.spd import BuresWassersteinBatchNorm
 from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
+    "ConvAutoencoder",
+    "autoencoder_loss",
+    "decoder_fn",
+    "encoder_fn",
+    "init_autoencoder",
     "FlowMapMLP",
     "as_velocity",
     "flow_map_fn",

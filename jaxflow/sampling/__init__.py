@@ -2,6 +2,14 @@
 
 from jaxflow.sampling.flowmap import sample_flow_map
 from jaxflow.sampling.guidance import check_labels, drop_labels, guided
+from jaxflow.sampling.invert import (
+    InversionResult,
+    StepSizeBound,
+    flowopt,
+    invert_gradient,
+    invert_ode,
+    step_size_bound,
+)
 from jaxflow.sampling.likelihood import (
     LikelihoodOutput,
     bits_per_dim,
@@ -23,6 +31,12 @@ from jaxflow.sampling.solvers import (
 )
 
 __all__ = [
+    "InversionResult",
+    "StepSizeBound",
+    "flowopt",
+    "invert_gradient",
+    "invert_ode",
+    "step_size_bound",
     "sample_flow_map",
     "karras_sigmas",
     "pfgmpp_prior",

@@ -30,7 +30,7 @@ def test_guidance_accuracy_rises_with_w():
     acc = []
     for w in (0.0, 1.0, 3.0):
         x = jf.sample(jf.sampling.guided(v, w, 3), z, params=state.params, cond=labels, solver="heun", steps=20).x
-        # the Bayes classifier of the equal-weight, equal-covariance mixture: the nearest mean (independent of the model)
+        # Bayes classifier of the equal-weight, equal-covariance mixture: the nearest mean (independent of the model)
         pred = jnp.argmin(jnp.sum((x[:, None] - MEANS[None]) ** 2, -1), -1)
         acc.append(float(jnp.mean(pred == labels)))
     assert acc[0] < 0.45  # unguided (w = 0) ignores the label: about 1/3

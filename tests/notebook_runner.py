@@ -17,10 +17,16 @@ MARKERS = {
     "06_populations.ipynb": "MFM beats FM on new populations: True",
     "07_paths.ipynb": "paths notebook done",
     "03_few_step.ipynb": "few-step notebook done",
+    "05_latent_and_inversion.ipynb": "latent notebook done",
 }
 # which file runs which notebook (about equal time each)
 FIRST = ("01_quickstart.ipynb", "03_ot_toolbox.ipynb", "06_populations.ipynb", "03_few_step.ipynb")
-SECOND = ("02_sde_likelihood_attention.ipynb", "04_images.ipynb", "07_paths.ipynb")
+SECOND = (
+    "02_sde_likelihood_attention.ipynb",
+    "04_images.ipynb",
+    "07_paths.ipynb",
+    "05_latent_and_inversion.ipynb",
+)
 
 
 def run_notebook(name: str, tmp_path) -> None:

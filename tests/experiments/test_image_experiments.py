@@ -20,7 +20,7 @@ def test_digits_tiny(tmp_path):
         guidance_scales=(0.0, 1.0),
         ode_steps=3,
         sde_steps=6,
-        classifier_steps=300,
+        classifier_steps=1000,
         eval_draws=1,
         out_dir=str(tmp_path),
         progress=False,
@@ -28,7 +28,7 @@ def test_digits_tiny(tmp_path):
     res = digits.run(cfg)
     for name in ("table.md", "metrics.json", "samples.png", "guidance.png", "loss.png"):
         assert (tmp_path / name).exists()
-    assert res["classifier_accuracy"] > 0.5  # 300 Adam steps already separate the digits
+    assert res["classifier_accuracy"] >= 0.97  # DigitsMetric refuses a weaker classifier
     # the evaluation separates data from noise by a wide margin (held-out halves against uniform noise images)
     assert res["fd_real_halves"] < 0.05 * res["fd_uniform_noise"]
     # every reported Fréchet distance is a finite, non-negative number

@@ -271,6 +271,8 @@ def fit(
         start = int(np.max(jax.device_get(state.step)))
         if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
             batches_fn.total = num_steps
+        if hasattr(step_fn, "total"):  # an overlapped step: draw no chunk past the end
+            step_fn.total = num_steps
         log = MetricsLog(None if log_dir is None else Path(log_dir) / "metrics.jsonl", resume_step=start)
         bar = tqdm(
             total=num_steps,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec
@@ -40,6 +41,7 @@ def make_train_step(
     draw_ahead: bool | None = None,
     unroll: int | bool = 1,
     split: int | None = None,
+    overlap: bool | None = None,
 ) -> Callable:
     """Return `run(state, batches, steps) -> (state, metrics)`, jitted with `steps` static.
 
@@ -62,6 +64,12 @@ def make_train_step(
       exact network simplex), the loss is built with `data_fn` and pairs over the whole batch (`split=1`), the
       pairing is moved into the data function and the chunk is paired ahead in one call: the same objective with
       pairs drawn from the data key instead of the loss key, ×2-3 faster on a CPU. Pass False to keep it in the loss.
+    overlap: with a drawn-ahead chunk (`draw_ahead`), draw and pair chunk k + 1 while chunk k trains: the chunk's
+      batches come from a program of their own, dispatched asynchronously before the training program, so host
+      pairing threads and XLA's training threads run at the same time. The batches are the same as without it (same
+      per-step keys), so the training is identical. None (default): on whenever the pairing was moved ahead
+      automatically (a host coupling). The returned step then keeps one chunk of batches in hand; `fit` tells it
+      the run's length so that no chunk past the end is paired.
     unroll: passed to `lax.scan`. On CPU, XLA runs the gradient of a convolution inside a while loop about 20×
       slower than outside one (a UNet training step on the 8×8 digits: 4.7 s in a scan, 0.22 s unrolled, jax
       0.10.2; the forward pass alone is not affected); `unroll=True` compiles the chunk's steps straight-line
@@ -79,6 +87,7 @@ def make_train_step(
             data_fn = pair_in_data(data_fn, coupling)
             loss_fn = loss_fn.with_coupling(IndependentCoupling())
             draw_ahead = True
+            overlap = True if overlap is None else overlap
         else:
             draw_ahead = False
     if split < 1:
@@ -140,21 +149,86 @@ def make_train_step(
         new = jax.lax.cond(finite, lambda: new, lambda: state)
         return new, {**aux, "loss": loss, "finite": finite}
 
+    def draw_chunk(state, steps):
+        offsets = state.step + jnp.arange(steps)
+        return jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
+
+    draw_single = draw_chunk  # bound now: the sweep below rebinds the name
+
     def run(state, batches, steps):
         draw = data_fn is not None
         if draw and draw_ahead:
-            offsets = state.step + jnp.arange(steps)
-            batches = jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
+            batches = draw_single(state, steps)
             draw = False
         return jax.lax.scan(lambda s, b: one_step(s, b, draw), state, batches, length=steps, unroll=unroll)
 
+    def train_chunk(state, batches, steps):
+        return jax.lax.scan(lambda s, b: one_step(s, b, False), state, batches, length=steps, unroll=unroll)
+
     if sweep:
-        run_one = run
+        run_one, train_one = run, train_chunk
 
         def run(state, batches, steps):
             return jax.vmap(lambda s: run_one(s, batches, steps))(state)
 
-    return jax.jit(run, static_argnums=2, donate_argnums=0 if donate else ())
+        def draw_chunk(state, steps):
+            return jax.vmap(lambda s: draw_single(s, steps))(state)
+
+        def train_chunk(state, batches, steps):
+            return jax.vmap(lambda s, b: train_one(s, b, steps))(state, batches)
+
+    donate_args = 0 if donate else ()
+    if overlap and draw_ahead and data_fn is not None:
+        return OverlappedStep(
+            jax.jit(draw_chunk, static_argnums=1), jax.jit(train_chunk, static_argnums=2, donate_argnums=donate_args)
+        )
+    return jax.jit(run, static_argnums=2, donate_argnums=donate_args)
+
+
+class OverlappedStep:
+    """`run(state, None, steps)` that pairs the next chunk while this one trains (see `make_train_step(overlap=)`).
+
+    The next chunk's batches depend only on the state's key and step counter, so they are drawn from
+    `state.replace(step=step + steps)` before the current chunk's training is dispatched; JAX's asynchronous dispatch
+    runs both programs at once. A call whose state does not match the chunk in hand (another key or step, another
+    chunk length) draws its own.
+    """
+
+    def __init__(self, draw, train):
+        self.draw, self.train = draw, train
+        self.total: int | None = None  # set by `fit`: no chunk past the end is drawn
+        self._next = None  # (signature, batches)
+
+    @staticmethod
+    def _signature(step, key, steps):
+        return (steps, np.asarray(step).tobytes(), np.asarray(key).tobytes())
+
+    def __call__(self, state, batches, steps):
+        if batches is not None:
+            raise ValueError("this step draws its own batches (data_fn); pass batches=None")
+        step, key = (np.asarray(a) for a in jax.device_get((state.step, state.key)))
+        held, self._next = self._next, None
+        mine = held is not None and held[0] == self._signature(step, key, steps)
+        batches = held[1] if mine else self.draw(state, steps)
+        start = int(step.max())
+        nxt = steps if self.total is None else min(steps, self.total - start - steps)
+        if nxt > 0:
+            ahead = state.replace(step=state.step + steps)
+            self._next = (self._signature((step + steps).astype(step.dtype), key, nxt), self.draw(ahead, nxt))
+        return self.train(state, batches, steps)
+
+    def lower(self, state, batches, steps):
+        """Compile both programs ahead (`.lower(...).compile()`, as for a jitted step)."""
+        shapes = jax.eval_shape(self.draw, state, steps)
+        return _Lowered([self.draw.lower(state, steps), self.train.lower(state, shapes, steps)])
+
+
+class _Lowered:
+    def __init__(self, parts):
+        self.parts = parts
+
+    def compile(self):
+        return [p.compile() for p in self.parts]
 
 
 def _draws_x0(data_fn) -> bool:

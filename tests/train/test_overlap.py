@@ -27,7 +27,7 @@ def setup(sweep=False):
     return loss, opt, data_fn, state
 
 
-@pytest.mark.parametrize("sweep", [False, True])
+@pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_overlapped_training_equals_the_plain_one(sweep):
     loss, opt, data_fn, state = setup(sweep)
     over = make_train_step(loss, opt, data_fn=data_fn, sweep=sweep)

@@ -104,6 +104,7 @@ def test_pairs_drawn_with_another_key_are_refused(tmp_path):
         other.run(jax.random.key(1), 2, tmp_path)
 
 
+@pytest.mark.slow  # the few-step study measures this on every problem; the fast suite keeps the resume checks
 def test_reflow_straightens_the_flow():
     """Straightness S of 2-RF is below 1-RF's (Liu et al. 2023), measured on the same noise."""
     p = pipeline()

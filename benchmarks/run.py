@@ -110,6 +110,11 @@ def throughput_rows(rounds: int, quick: bool = False) -> tuple[list, dict]:
             lambda: _throughput("otcfm_exact_ahead", 400, 2, 1, False),
             t_ot,
         ),
+        (
+            "jaxflow OT-CFM exact, README form with overlap=True (next chunk paired while this one trains)",
+            lambda: _throughput("otcfm_exact_ahead_overlap", 400, 2, 1, False),
+            t_ot,
+        ),
         ("jaxflow OT-CFM Sinkhorn ε=0.05·mean C", lambda: _throughput("otcfm_sinkhorn", 300, 2, 1, False), t_ot),
         ("jaxflow W-CFM ε=1·mean c, plain Gibbs weights", lambda: _throughput("wcfm", 2000, 2, 1, False), t_icfm),
         (

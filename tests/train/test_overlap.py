@@ -30,8 +30,8 @@ def setup(sweep=False):
 @pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_overlapped_training_equals_the_plain_one(sweep):
     loss, opt, data_fn, state = setup(sweep)
-    over = make_train_step(loss, opt, data_fn=data_fn, sweep=sweep)
-    plain = make_train_step(loss, opt, data_fn=data_fn, sweep=sweep, overlap=False)
+    over = make_train_step(loss, opt, data_fn=data_fn, sweep=sweep, overlap=True)
+    plain = make_train_step(loss, opt, data_fn=data_fn, sweep=sweep)  # CPU default: no overlap
     assert isinstance(over, OverlappedStep) and not isinstance(plain, OverlappedStep)
     a, _ = fit(state, over, 50, steps_per_call=20, progress=False)  # chunks 20, 20, 10: the last one is shorter
     b, _ = fit(state, plain, 50, steps_per_call=20, progress=False)
@@ -42,7 +42,7 @@ def test_overlapped_training_equals_the_plain_one(sweep):
 
 def test_a_foreign_state_is_not_given_the_held_chunk():
     loss, opt, data_fn, state = setup()
-    over = make_train_step(loss, opt, data_fn=data_fn)
+    over = make_train_step(loss, opt, data_fn=data_fn, overlap=True)
     plain = make_train_step(loss, opt, data_fn=data_fn, overlap=False)
     s1, _ = over(state, None, 10)  # holds the chunk for step 10 of this key
     other = state.replace(key=jax.random.key_data(jax.random.key(5)))

@@ -14,16 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxflow.nn.mlp import ACTIVATIONS, sinusoidal_embedding
-from jaxflow.sampling.guidance import check_labels
-
-
-def _embed(t: jax.Array, kind: str, dim: int, dtype) -> jax.Array:
-    if kind == "sinusoidal":
-        return sinusoidal_embedding(t, dim).astype(dtype)
-    if kind == "identity":
-        return t[:, None].astype(dtype)
-    raise ValueError(f"unknown time_embedding {kind!r}; choose 'sinusoidal' or 'identity'")
+from jaxflow.nn.mlp import activation, dense_stack, embed_condition, embed_time
 
 
 class FlowMapMLP(nn.Module):
@@ -44,24 +35,14 @@ class FlowMapMLP(nn.Module):
 
     @nn.compact
     def __call__(self, s, t, x, cond=None):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        act = ACTIVATIONS[self.activation]
+        act = activation(self.activation)
         feats = [
             x,
-            _embed(s, self.time_embedding, self.time_embed_dim, x.dtype),
-            _embed(t - s, self.time_embedding, self.time_embed_dim, x.dtype),
+            embed_time(s, self.time_embedding, self.time_embed_dim, x.dtype),
+            embed_time(t - s, self.time_embedding, self.time_embed_dim, x.dtype),
         ]
-        if cond is not None:
-            if self.num_classes is not None:
-                check_labels(cond, self.num_classes)
-                feats.append(nn.Embed(self.num_classes + 1, self.cond_embed_dim)(cond).astype(x.dtype))
-            else:
-                feats.append(jnp.asarray(cond, x.dtype).reshape(x.shape[0], -1))
-        h = jnp.concatenate(feats, axis=-1)
-        for width in self.hidden:
-            h = act(nn.Dense(width)(h))
-        return nn.Dense(self.out_dim)(h)
+        feats += embed_condition(x, cond, self.num_classes, self.cond_embed_dim)
+        return dense_stack(jnp.concatenate(feats, axis=-1), self.hidden, act, self.out_dim)
 
 
 def flow_map_fn(module: nn.Module) -> Callable:

@@ -52,26 +52,43 @@ class MLPVelocity(nn.Module):
 
     @nn.compact
     def __call__(self, t, x, cond=None):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        act = ACTIVATIONS[self.activation]
-        if self.time_embedding == "sinusoidal":
-            temb = sinusoidal_embedding(t, self.time_embed_dim)
-        elif self.time_embedding == "identity":
-            temb = t[:, None].astype(x.dtype)
-        else:
-            raise ValueError(f"unknown time_embedding {self.time_embedding!r}; choose 'sinusoidal' or 'identity'")
-        feats = [x, temb.astype(x.dtype)]
-        if cond is not None:
-            if self.num_classes is not None:
-                check_labels(cond, self.num_classes)
-                feats.append(nn.Embed(self.num_classes + 1, self.cond_embed_dim)(cond).astype(x.dtype))
-            else:
-                feats.append(jnp.asarray(cond, x.dtype).reshape(x.shape[0], -1))
-        h = jnp.concatenate(feats, axis=-1)
-        for width in self.hidden:
-            h = act(nn.Dense(width)(h))
-        return nn.Dense(self.out_dim)(h)
+        act = activation(self.activation)
+        feats = [x, embed_time(t, self.time_embedding, self.time_embed_dim, x.dtype)]
+        feats += embed_condition(x, cond, self.num_classes, self.cond_embed_dim)
+        return dense_stack(jnp.concatenate(feats, axis=-1), self.hidden, act, self.out_dim)
+
+
+def activation(name: str) -> Callable:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def embed_time(t: jax.Array, kind: str, dim: int, dtype) -> jax.Array:
+    """[B, dim] sinusoidal embedding, or [B, 1] with t itself ("identity")."""
+    if kind == "sinusoidal":
+        return sinusoidal_embedding(t, dim).astype(dtype)
+    if kind == "identity":
+        return t[:, None].astype(dtype)
+    raise ValueError(f"unknown time_embedding {kind!r}; choose 'sinusoidal' or 'identity'")
+
+
+def embed_condition(x, cond, num_classes: int | None, dim: int) -> list:
+    """The conditioning features (inside a compact module): a label table when `num_classes` is set (index
+    num_classes is the null label), else the float `cond` [B, c] as is; [] without a condition."""
+    if cond is None:
+        return []
+    if num_classes is not None:
+        check_labels(cond, num_classes)
+        return [nn.Embed(num_classes + 1, dim)(cond).astype(x.dtype)]
+    return [jnp.asarray(cond, x.dtype).reshape(x.shape[0], -1)]
+
+
+def dense_stack(h, hidden: Sequence[int], act: Callable, out_dim: int):
+    """Hidden Dense layers with `act`, then a linear output layer (inside a compact module)."""
+    for width in hidden:
+        h = act(nn.Dense(width)(h))
+    return nn.Dense(out_dim)(h)
 
 
 def velocity_fn(module: nn.Module) -> Callable:

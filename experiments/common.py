@@ -81,6 +81,41 @@ def non_empty(cfg: Any, *names: str) -> None:
         require(len(v) > 0, name, v, "must not be empty")
 
 
+# ---- training and pictures shared by the studies ----
+def train_params(loss, params, cfg: Any, steps: int, *, data_fn=None, source=None, unroll=1, chunk=None, desc="train"):
+    """Adam(cfg.lr) through the library's `make_train_step` and `fit` (chunks of `cfg.steps_per_call`, progress bar
+    from `cfg.progress`); returns (final params, wall seconds including compilation)."""
+    import time
+
+    import jax
+    import optax
+
+    from jaxflow.train import TrainState, fit, make_train_step
+
+    optimizer = optax.adam(cfg.lr)
+    t0 = time.perf_counter()
+    state = TrainState.create(params, optimizer, jax.random.key(0))
+    step = make_train_step(loss, optimizer, data_fn=data_fn, unroll=unroll)
+    state, _ = fit(
+        state,
+        step,
+        steps,
+        steps_per_call=chunk or cfg.steps_per_call,
+        batches_fn=source,
+        progress=cfg.progress,
+        desc=desc,
+    )
+    jax.block_until_ready(state.params)
+    return state.params, time.perf_counter() - t0
+
+
+def tile(images, rows: int, cols: int) -> np.ndarray:
+    """The first rows·cols images [n, h, w(, 1)] as one [rows·h, cols·w] picture, clipped to [−1, 1]."""
+    x = np.clip(np.asarray(images)[: rows * cols], -1, 1)
+    h, w = x.shape[1], x.shape[2]
+    return x.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+
+
 # ---- results ----
 def versions() -> dict:
     out = {"python": platform.python_version(), "machine": platform.machine()}

@@ -36,9 +36,19 @@ import optax
 import tyro
 
 import jaxflow as jf
-from experiments.common import Claim, StudyConfig, figure, markdown_table, positive_int, require, write_results
+from experiments.common import (
+    Claim,
+    StudyConfig,
+    figure,
+    markdown_table,
+    positive_int,
+    require,
+    tile,
+    train_params,
+    write_results,
+)
 from jaxflow.couplings import ExactOTCoupling
-from jaxflow.train import RectifiedFlow, TrainState, fit, make_train_step
+from jaxflow.train import RectifiedFlow
 
 TASKS = ("8gaussians->moons", "gaussian->8gaussians")
 NFES = (1, 2, 4, 8)
@@ -145,13 +155,7 @@ def digits_problem(cfg: FewStepConfig, metric) -> Problem:
 # ---------------------------------------------------------------- training
 def train(loss, params, data_fn, steps, cfg, desc):
     """The library's step and loop; returns (params, wall seconds including compilation)."""
-    optimizer = optax.adam(cfg.lr)
-    t0 = time.perf_counter()
-    state = TrainState.create(params, optimizer, jax.random.key(0))
-    step = make_train_step(loss, optimizer, data_fn=data_fn)
-    state, _ = fit(state, step, steps, steps_per_call=cfg.steps_per_call, progress=cfg.progress, desc=desc)
-    jax.block_until_ready(state.params)
-    return state.params, time.perf_counter() - t0
+    return train_params(loss, params, cfg, steps, data_fn=data_fn, desc=desc)
 
 
 def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
@@ -556,8 +560,7 @@ def plots(results: dict, samples: dict, cfg: FewStepConfig) -> dict:
         fig = figure(figsize=(1.6 * len(names), 2.0))
         axes = fig.subplots(1, len(names))
         for ax, m in zip(axes, names):
-            x = samples["digits"][m][:36].reshape(6, 6, 8, 8).transpose(0, 2, 1, 3).reshape(48, 48)
-            ax.imshow(np.clip(x, -1, 1), cmap="gray_r")
+            ax.imshow(tile(samples["digits"][m].reshape(-1, 8, 8), 6, 6), cmap="gray_r")
             ax.set_title(m + ("" if "adaptive" in m else "\n1 NFE"), fontsize=6)
             ax.axis("off")
         fig.tight_layout()

@@ -28,12 +28,19 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import tyro
 
 import jaxflow as jf
-from experiments.common import Claim, StudyConfig, figure, markdown_table, positive_int, write_results
-from jaxflow.train import TrainState, fit, make_train_step
+from experiments.common import (
+    Claim,
+    StudyConfig,
+    figure,
+    markdown_table,
+    positive_int,
+    tile,
+    train_params,
+    write_results,
+)
 
 
 @dataclass(frozen=True)
@@ -80,23 +87,9 @@ def validate(cfg: LatentConfig) -> None:
         raise ValueError(f"--eval-samples {cfg.eval_samples}: the Fréchet distance needs >= 1000 samples")
 
 
-def train(loss, params, cfg, *, data_fn=None, source=None, steps=None, unroll=1, chunk=None, desc="train"):
-    optimizer = optax.adam(cfg.lr)
-    t0 = time.perf_counter()
-    state = TrainState.create(params, optimizer, jax.random.key(0))
-    step = make_train_step(loss, optimizer, data_fn=data_fn, unroll=unroll)
-    steps = steps or cfg.fm_steps
-    state, records = fit(
-        state,
-        step,
-        steps,
-        steps_per_call=chunk or cfg.steps_per_call,
-        batches_fn=source,
-        progress=cfg.progress,
-        desc=desc,
-    )
-    jax.block_until_ready(state.params)
-    return state.params, time.perf_counter() - t0
+def train(loss, params, cfg, *, steps=None, **kwargs):
+    """`train_params` with the study's flow-matching steps as the default length."""
+    return train_params(loss, params, cfg, steps or cfg.fm_steps, **kwargs)
 
 
 def half_masks(key, n):
@@ -690,8 +683,7 @@ def plots(res, grids) -> dict:
     fig = figure(figsize=(2.2 * len(names), 2.5))
     axes = fig.subplots(1, len(names))
     for ax, k in zip(axes, names):
-        x = np.clip(grids[k][:36], -1, 1).reshape(6, 6, 8, 8).transpose(0, 2, 1, 3).reshape(48, 48)
-        ax.imshow(x, cmap="gray_r")
+        ax.imshow(tile(grids[k].reshape(-1, 8, 8), 6, 6), cmap="gray_r")
         ax.set_title(k, fontsize=7)
         ax.axis("off")
     fig.tight_layout()
@@ -700,7 +692,7 @@ def plots(res, grids) -> dict:
     rows = g.shape[0] // 10
     fig = figure(figsize=(6, 0.7 * rows))
     ax = fig.subplots()
-    ax.imshow(g.reshape(rows, 10, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, 80), cmap="gray_r")
+    ax.imshow(tile(g.reshape(-1, 8, 8), rows, 10), cmap="gray_r")
     ax.set_title("editing: source, ODE reversal, FlowOpt with 1, 2, 4, 8 iterations (rows)", fontsize=7)
     ax.axis("off")
     figs["editing"] = fig

@@ -7,7 +7,7 @@ unfolding (Richardson–Lucy, Wasserstein unfolding).
 
 from jaxflow.ot import gaussian, maps, sinkhorn_newton, sliced, unfolding
 from jaxflow.ot.auction import AuctionOutput, auction_assignment
-from jaxflow.ot.exact import emd_plan_numpy, exact_assignment, exact_plan
+from jaxflow.ot.exact import emd_plan_numpy, exact_assignment, exact_assignment_sqeuclidean, exact_plan
 from jaxflow.ot.gaussian import bures_wasserstein, gaussian_map
 from jaxflow.ot.maps import BarycentricMap, barycentric_map
 from jaxflow.ot.sinkhorn import (
@@ -41,6 +41,7 @@ __all__ = [
     "distributional_sliced_wasserstein",
     "emd_plan_numpy",
     "exact_assignment",
+    "exact_assignment_sqeuclidean",
     "exact_plan",
     "gaussian",
     "gaussian_map",

@@ -7,6 +7,7 @@ permutation matrix divided by n (a vertex of the Birkhoff polytope), so `exact_a
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,6 +68,32 @@ def _assignment_host(cost: np.ndarray) -> np.ndarray:
     return np.stack(rows).reshape(lead + cost.shape[-2:-1])
 
 
+def _sqeuclidean_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64).reshape(x.shape[0], -1)
+    y = np.asarray(y, np.float64).reshape(y.shape[0], -1)
+    cost = np.einsum("id,id->i", x, x)[:, None] + np.einsum("jd,jd->j", y, y)[None, :] - 2.0 * (x @ y.T)
+    return np.maximum(cost, 0.0, out=cost)
+
+
+def _assignment_points_one(xy: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return _assignment_one(_sqeuclidean_numpy(*xy))
+
+
+def _assignment_points_host(x: np.ndarray, y: np.ndarray, *, ndim: int) -> np.ndarray:
+    # ndim: the axes of one problem's points [n, ...]; vmapping (expand_dims) puts batch axes in front of them
+    # (an unbatched argument arrives with size-1 axes there)
+    x, y = np.asarray(x), np.asarray(y)
+    lead = np.broadcast_shapes(x.shape[: x.ndim - ndim], y.shape[: y.ndim - ndim])
+    event = x.shape[x.ndim - ndim :]
+    x, y = np.broadcast_to(x, lead + event), np.broadcast_to(y, lead + event)
+    flat = list(zip(x.reshape((-1,) + event), y.reshape((-1,) + event)))
+    if len(flat) > 1 and _NUM_THREADS > 1:  # a batch of problems: each thread builds its costs and solves them
+        rows = list(_pool().map(_assignment_points_one, flat))
+    else:
+        rows = [_assignment_points_one(xy) for xy in flat]
+    return np.stack(rows).reshape(lead + event[:1])
+
+
 def exact_assignment(cost: jax.Array) -> jax.Array:
     """Optimal permutation σ [n] for the square cost [n, n] (uniform weights): pairs (i, σ(i)). Jit- and vmap-able."""
     if cost.ndim != 2 or cost.shape[0] != cost.shape[1]:
@@ -85,3 +112,16 @@ def exact_plan(cost: jax.Array, a: jax.Array | None = None, b: jax.Array | None 
         return emd_plan_numpy(c, a_, b_).astype(np.asarray(c).dtype)
 
     return jax.pure_callback(host, jax.ShapeDtypeStruct((n, m), cost.dtype), cost, a, b, vmap_method="sequential")
+
+
+def exact_assignment_sqeuclidean(x: jax.Array, y: jax.Array) -> jax.Array:
+    """`exact_assignment(sqeuclidean_cost(x, y))` for points x, y [n, ...], with the cost built on the host in float64.
+
+    Only the points cross to the host (n·d numbers, not n² costs), and each worker thread builds its problem's cost
+    next to the solver, so a chunk of problems costs no device work and no n²-sized buffer. Jit- and vmap-able.
+    """
+    if x.ndim < 2 or x.shape != y.shape:
+        raise ValueError(f"exact_assignment_sqeuclidean needs points [n, ...] of one shape, got {x.shape}, {y.shape}")
+    out = jax.ShapeDtypeStruct(x.shape[:1], jnp.int32)
+    host = functools.partial(_assignment_points_host, ndim=x.ndim)
+    return jax.pure_callback(host, out, x, y, vmap_method="expand_dims")

@@ -185,6 +185,37 @@ def test_batched_exact_solves_match_serial_solves(key):
         exact_mod.set_num_threads(0)
 
 
+def test_points_path_solves_the_same_problems(key):
+    """`exact_assignment_sqeuclidean` (cost built on the host in float64) reaches the optimum of the explicit cost,
+    under jit and vmap, with one argument batched and the other not, and for image-shaped points; the coupling uses it
+    and its pairs cost what `pair_from_cost` pairs cost."""
+    from jaxflow.ot import exact_assignment_sqeuclidean
+
+    x0, x1 = jax.vmap(lambda k: _xs(k, n=48, d=3))(jax.random.split(key, 4))
+    rows = np.arange(48)
+
+    def check(a, b, perm):
+        cost = np.asarray(sqeuclidean_cost(a, b), np.float64)
+        best = np.asarray(exact_assignment(jnp.asarray(cost)))
+        assert sorted(np.asarray(perm)) == list(range(48))
+        np.testing.assert_allclose(cost[rows, perm].sum(), cost[rows, best].sum(), rtol=1e-5)
+
+    perms = jax.jit(jax.vmap(exact_assignment_sqeuclidean))(x0, x1)
+    for a, b, p in zip(x0, x1, perms):
+        check(a, b, p)
+    one_sided = jax.vmap(exact_assignment_sqeuclidean, in_axes=(0, None))(x0, x1[0])
+    for a, p in zip(x0, one_sided):
+        check(a, x1[0], p)
+    img0, img1 = x0[0].reshape(48, 3, 1), x1[0].reshape(48, 1, 3)
+    check(x0[0], x1[0], exact_assignment_sqeuclidean(img0, img1.reshape(48, 3, 1)))
+    with pytest.raises(ValueError, match="one shape"):
+        exact_assignment_sqeuclidean(x0[0], x1[0, :10])
+    coupling = ExactOTCoupling(mode="permutation")
+    p = coupling(key, x0[0], x1[0])
+    q = coupling.pair_from_cost(key, x0[0], x1[0], sqeuclidean_cost(x0[0], x1[0]))
+    np.testing.assert_allclose(float(jnp.sum((p.x0 - p.x1) ** 2)), float(jnp.sum((q.x0 - q.x1) ** 2)), rtol=1e-5)
+
+
 def test_pair_in_data_gives_the_optimal_pairing(key):
     from jaxflow.couplings import pair_in_data
 

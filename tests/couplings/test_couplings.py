@@ -216,6 +216,24 @@ def test_points_path_solves_the_same_problems(key):
     np.testing.assert_allclose(float(jnp.sum((p.x0 - p.x1) ** 2)), float(jnp.sum((q.x0 - q.x1) ** 2)), rtol=1e-5)
 
 
+def test_parallel_solves_keep_numpy_blas_to_one_thread():
+    """While the pool's threads solve a batch, numpy's BLAS runs one thread (else its own workers oversubscribe the
+    cores); outside, the BLAS keeps its own setting."""
+    from threadpoolctl import threadpool_info
+
+    from jaxflow.ot import exact as exact_mod
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # numpy's BLAS is loaded
+
+    def blas_threads(_):
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads(None)
+    inside = exact_mod._solve_all(blas_threads, [0, 1, 2, 3])
+    assert before and all(t == [1] * len(before) for t in inside)
+    assert blas_threads(None) == before
+
+
 def test_pair_in_data_gives_the_optimal_pairing(key):
     from jaxflow.couplings import pair_in_data
 

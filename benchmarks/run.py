@@ -339,8 +339,9 @@ def main(cfg: BenchConfig) -> None:
         markdown_table(["what", "median (min–max)", "unit", "ratio"], t_rows),
         "\nOT-CFM 'README form': `cfm_loss(velocity, coupling=ExactOTCoupling())` with `make_train_step(loss, opt, "
         "data_fn=data)`; the step factory moves the pairing ahead by itself: the batches of a 400-step dispatch are "
-        "drawn first and paired by POT's network simplex on parallel host threads in one callback; the pairs are "
-        "exact (cost ratio 1 in row 2). 'XLA pool of 1 thread': "
+        "drawn first and paired by POT's network simplex on parallel host threads in one callback (only the points "
+        "cross to the host; each thread builds its float64 cost); the pairs are exact (cost ratio 1 in row 2). "
+        "'XLA pool of 1 thread': "
         "`jaxflow.train.limit_cpu_threads(1)` before the first device use; XLA:CPU otherwise sizes its worker pool "
         "to the cores, and for this small model the hand-offs between the two workers cost more than they give. "
         "Torch gains little from the same restriction (its row with one thread).\n\n",

@@ -81,10 +81,11 @@ def test_resampled_pairs_follow_the_plan(key):
     assert all(p.x0.shape == x0.shape for p in pairs)
     counts = np.zeros((n, n))
     x0n, x1n = np.asarray(x0), np.asarray(x1)
-    for k in keys:
-        p = coupling(k, x0, x1)
-        i = np.argmin(((np.asarray(p.x0)[:, None] - x0n[None]) ** 2).sum(-1), axis=1)
-        j = np.argmin(((np.asarray(p.x1)[:, None] - x1n[None]) ** 2).sum(-1), axis=1)
+    batches = jax.jit(jax.vmap(coupling, in_axes=(0, None, None)))(keys, x0, x1)  # the 400 batches in one call
+    np.testing.assert_array_equal(batches.x1[1], pairs[1].x1)  # the same draws as one call per key
+    for bx0, bx1 in zip(np.asarray(batches.x0), np.asarray(batches.x1)):
+        i = np.argmin(((bx0[:, None] - x0n[None]) ** 2).sum(-1), axis=1)
+        j = np.argmin(((bx1[:, None] - x1n[None]) ** 2).sum(-1), axis=1)
         np.add.at(counts, (i, j), 1)
     assert counts.sum() == 400 * n
     off_plan = counts.copy()

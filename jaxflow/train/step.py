@@ -69,7 +69,7 @@ def make_train_step(
       pairing threads and XLA's training threads run at the same time. The batches are the same as without it (same
       per-step keys), so the training is identical. None (default): on when the pairing was moved ahead
       automatically (a host coupling) and the default backend is an accelerator (on a CPU the pairing threads and
-      the training share the cores: measured ×0.92 of the serial schedule on 2 cores). The returned step then
+      the training share the cores: measured ×0.92–0.98 of the serial schedule on 2 cores). The returned step then
       keeps one chunk of batches in hand; `fit` tells it the run's length so that no chunk past the end is paired.
     unroll: passed to `lax.scan`. On CPU, XLA runs the gradient of a convolution inside a while loop about 20×
       slower than outside one (a UNet training step on the 8×8 digits: 4.7 s in a scan, 0.22 s unrolled, jax
@@ -89,7 +89,7 @@ def make_train_step(
             loss_fn = loss_fn.with_coupling(IndependentCoupling())
             draw_ahead = True
             # on an accelerator the host pairs while the device trains; on a CPU both share the same cores, and
-            # overlapping measured ×0.92 of the serial schedule (2 cores, OT-CFM README form, train_throughput)
+            # overlapping measured ×0.92–0.98 of the serial schedule (2 cores, OT-CFM README form, make bench)
             overlap = jax.default_backend() != "cpu" if overlap is None else overlap
         else:
             draw_ahead = False

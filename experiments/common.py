@@ -82,9 +82,12 @@ def non_empty(cfg: Any, *names: str) -> None:
 
 
 # ---- training and pictures shared by the studies ----
-def train_params(loss, params, cfg: Any, steps: int, *, data_fn=None, source=None, unroll=1, chunk=None, desc="train"):
+def train_params(
+    loss, params, cfg: Any, steps: int, *, key, data_fn=None, source=None, unroll=1, chunk=None, desc="train"
+):
     """Adam(cfg.lr) through the library's `make_train_step` and `fit` (chunks of `cfg.steps_per_call`, progress bar
-    from `cfg.progress`); returns (final params, wall seconds including compilation)."""
+    from `cfg.progress`); `key` is the run's key (it draws `data_fn`'s batches and the loss's noise). Returns (final
+    params, wall seconds including compilation)."""
     import time
 
     import jax
@@ -94,7 +97,7 @@ def train_params(loss, params, cfg: Any, steps: int, *, data_fn=None, source=Non
 
     optimizer = optax.adam(cfg.lr)
     t0 = time.perf_counter()
-    state = TrainState.create(params, optimizer, jax.random.key(0))
+    state = TrainState.create(params, optimizer, key)
     step = make_train_step(loss, optimizer, data_fn=data_fn, unroll=unroll)
     state, _ = fit(
         state,

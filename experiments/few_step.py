@@ -153,9 +153,9 @@ def digits_problem(cfg: FewStepConfig, metric) -> Problem:
 
 
 # ---------------------------------------------------------------- training
-def train(loss, params, data_fn, steps, cfg, desc):
+def train(loss, params, data_fn, steps, cfg, desc, key):
     """The library's step and loop; returns (params, wall seconds including compilation)."""
-    return train_params(loss, params, cfg, steps, data_fn=data_fn, desc=desc)
+    return train_params(loss, params, cfg, steps, key=key, data_fn=data_fn, desc=desc)
 
 
 def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
@@ -195,7 +195,10 @@ def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
         cost[name] = {"steps": prob.steps * (i + 1), "pairs": cfg.num_pairs * i, "seconds": float(wall[i])}
 
     ot_loss = jf.losses.cfm_loss(velocity, coupling=ExactOTCoupling())
-    params, sec = train(ot_loss, jf.nn.init_mlp(k_ot, vel_model, prob.dim), data_fn, prob.steps, cfg, "OT-CFM")
+    # each model's init key, folded with 1, is its training run's key (batches and loss noise differ per seed)
+    run_key = lambda k: jax.random.fold_in(k, 1)  # noqa: E731
+    ot_init = jf.nn.init_mlp(k_ot, vel_model, prob.dim)
+    params, sec = train(ot_loss, ot_init, data_fn, prob.steps, cfg, "OT-CFM", run_key(k_ot))
     models["OT-CFM"] = ("velocity", params)
     cost["OT-CFM"] = {"steps": prob.steps, "pairs": 0, "seconds": sec}
 
@@ -209,7 +212,9 @@ def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
         return {"x0": px0[idx], "x1": px1[idx]}
 
     d_steps = max(1, int(cfg.distill_factor * prob.steps))
-    params, sec = train(jf.losses.distillation_loss(velocity), rounds[1], pair_fn, d_steps, cfg, "distil")
+    params, sec = train(
+        jf.losses.distillation_loss(velocity), rounds[1], pair_fn, d_steps, cfg, "distil", run_key(k_dist)
+    )
     models["2-RF + distil"] = ("one-step", params)
     cost["2-RF + distil"] = {
         "steps": cost["2-RF"]["steps"] + d_steps,
@@ -221,11 +226,13 @@ def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
     mf = jf.losses.meanflow_loss(
         u_mf, flow_map_fraction=cfg.meanflow_fraction, adaptive_power=cfg.meanflow_adaptive_power
     )
-    params, sec = train(mf, jf.nn.init_flow_map(k_mf, mf_model, prob.dim), data_fn, fm_steps, cfg, "MeanFlow")
+    mf_init = jf.nn.init_flow_map(k_mf, mf_model, prob.dim)
+    params, sec = train(mf, mf_init, data_fn, fm_steps, cfg, "MeanFlow", run_key(k_mf))
     models["MeanFlow"] = ("flow map", params, u_mf)
     cost["MeanFlow"] = {"steps": fm_steps, "pairs": 0, "seconds": sec}
     sc = jf.losses.shortcut_loss(u_sc, min_step=cfg.shortcut_min_step)
-    params, sec = train(sc, jf.nn.init_flow_map(k_sc, sc_model, prob.dim), data_fn, fm_steps, cfg, "shortcut")
+    sc_init = jf.nn.init_flow_map(k_sc, sc_model, prob.dim)
+    params, sec = train(sc, sc_init, data_fn, fm_steps, cfg, "shortcut", run_key(k_sc))
     models["shortcut"] = ("flow map", params, u_sc)
     cost["shortcut"] = {"steps": fm_steps, "pairs": 0, "seconds": sec}
 
@@ -299,7 +306,13 @@ def run_super_resolution(cfg: FewStepConfig, metric, key) -> dict:
         return {"x0": up_train[idx] + cfg.sigma_y * jax.random.normal(k_n, (b, 64)), "x1": flat_train[idx]}
 
     teacher, t_sec = train(
-        jf.losses.cfm_loss(v), jf.nn.init_mlp(k_t, model, 64), data_fn, cfg.sr_steps, cfg, "SR teacher"
+        jf.losses.cfm_loss(v),
+        jf.nn.init_mlp(k_t, model, 64),
+        data_fn,
+        cfg.sr_steps,
+        cfg,
+        "SR teacher",
+        jax.random.fold_in(k_t, 1),
     )
     # offline teacher pairs: several noise draws of every training image
     reps = max(1, cfg.num_pairs // flat_train.shape[0])
@@ -319,7 +332,7 @@ def run_super_resolution(cfg: FewStepConfig, metric, key) -> dict:
         return {"x0": px0[idx], "x1": px1[idx]}
 
     student_loss = jf.losses.oftsr_loss(v, v, teacher)
-    student, s_sec = train(student_loss, teacher, pair_fn, cfg.sr_steps, cfg, "SR student")
+    student, s_sec = train(student_loss, teacher, pair_fn, cfg.sr_steps, cfg, "SR student", jax.random.fold_in(k_s, 1))
     f = jf.losses.oftsr_student(v)
 
     # evaluation on the held-out split, `sr_draws` noise draws per image

@@ -87,9 +87,11 @@ def validate(cfg: LatentConfig) -> None:
         raise ValueError(f"--eval-samples {cfg.eval_samples}: the Fréchet distance needs >= 1000 samples")
 
 
-def train(loss, params, cfg, *, steps=None, **kwargs):
-    """`train_params` with the study's flow-matching steps as the default length."""
-    return train_params(loss, params, cfg, steps or cfg.fm_steps, **kwargs)
+def train(loss, params, cfg, *, steps=None, key=None, **kwargs):
+    """`train_params` with the study's flow-matching steps as the default length. One seed: every training run
+    takes the study's run key (key(0), as results/latent was made) unless given its own."""
+    key = jax.random.key(0) if key is None else key
+    return train_params(loss, params, cfg, steps or cfg.fm_steps, key=key, **kwargs)
 
 
 def half_masks(key, n):

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
 export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
-.PHONY: run run-full test test-all bench bench-quick bench-gpu lint format notebooks clean
+.PHONY: run run-full test test-all claims ledger bench bench-quick bench-gpu lint format notebooks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -c requirements.lock -e ".[bench]"
 	touch $(BENCH_STAMP)
 
-run: $(STAMP)  ## the main job: quick 2-D flow-matching study, writes results/toy2d/
-	$(PY) -m experiments.toy2d --quick
+run: $(STAMP)  ## the main job: quick 2-D flow-matching study, writes results/toy2d/quick/
+	$(PY) -m experiments run toy2d --quick
 
-run-full: $(STAMP)  ## the full protocol (5 seeds, 5,000 steps)
-	$(PY) -m experiments.toy2d
+run-full: $(STAMP)  ## the full protocol (5 seeds, 5,000 steps), writes results/toy2d/
+	$(PY) -m experiments run toy2d
+
+claims: $(STAMP)  ## re-judge every stored result from its measurements (fails on a verdict edited by hand)
+	$(PY) -m experiments check
+
+ledger: $(STAMP)  ## CLAIMS.md from results/
+	$(PY) -m experiments ledger
 
 test: $(STAMP)  ## fast suite (CI)
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile

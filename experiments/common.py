@@ -57,10 +57,14 @@ class Claim:
 
 
 # ---- validation of flags (before anything is compiled) ----
+class ConfigError(ValueError):
+    """A flag's value is refused before any compute; the message names the flag."""
+
+
 def require(condition: bool, flag: str, value: Any, rule: str) -> None:
-    """Raise a ValueError naming the command-line flag when `condition` fails."""
+    """Raise a ConfigError (a ValueError) naming the command-line flag when `condition` fails."""
     if not condition:
-        raise ValueError(f"--{flag.replace('_', '-')} {value!r}: {rule}")
+        raise ConfigError(f"--{flag.replace('_', '-')} {value!r}: {rule}")
 
 
 def positive_int(cfg: Any, *names: str) -> None:

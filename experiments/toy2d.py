@@ -1,7 +1,9 @@
 """The 2-D flow-matching benchmark: I-CFM, OT-CFM (exact and Sinkhorn), SB-CFM and W-CFM on four tasks.
 
-Run `python -m experiments.toy2d` (full protocol) or `python -m experiments.toy2d --quick` (what `make run` does);
-`--help` lists every option. Protocol (fixed, documented in the README and written into metrics.json):
+Run `python -m experiments run toy2d` (full protocol) or `python -m experiments run toy2d --quick` (what `make run`
+does); `--help` lists every option. The claims (`CLAIMS`) are declared per task before the run and judged by the
+pipeline on the per-seed measurements `w2/<task>/<method>`, `npe/...`, `nfe/...`.
+Protocol (fixed, documented in the README and written into metrics.json):
 - data: source → target pairs drawn fresh every step on device, batch 256; tasks N→8gaussians, N→moons,
   8gaussians→moons, N→scurve (N = standard normal).
 - model: MLP 3×64 SELU with a sinusoidal time embedding; Adam 1e-3; seeds trained together by vmap.
@@ -16,19 +18,16 @@ Run `python -m experiments.toy2d` (full protocol) or `python -m experiments.toy2
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import numpy as np
 import optax
-import tyro
 
 import jaxflow as jf
+from experiments.claims import Claim, Diff, Ratio
 from experiments.common import (
-    Claim,
     StudyConfig,
     figure,
     markdown_table,
@@ -37,8 +36,8 @@ from experiments.common import (
     positive_float,
     positive_int,
     require,
-    write_results,
 )
+from experiments.pipeline import Output, Study
 from jaxflow.couplings import (
     ExactOTCoupling,
     GibbsWeightedCoupling,
@@ -86,7 +85,8 @@ class Toy2dConfig(StudyConfig):
     """Training steps per compiled dispatch (40 for the exact coupling, whose chunks are paired on the host)."""
     out_dir: str = "results/toy2d"
     quick: bool = False
-    """Quick version for `make run`: 3 seeds, 800 steps, 1000 evaluation samples, results/toy2d/quick."""
+    """Quick version for `make run`: 3 seeds, 800 steps, 1000 evaluation samples, results/toy2d/quick (explicit flags
+    win over it)."""
 
 
 def validate(cfg: Toy2dConfig) -> None:
@@ -112,12 +112,6 @@ def validate(cfg: Toy2dConfig) -> None:
         make_model(cfg)
     except ValueError as e:
         require(False, "activation/time_embedding", (cfg.activation, cfg.time_embedding), str(e))
-
-
-def quick_config(cfg: Toy2dConfig) -> Toy2dConfig:
-    return dataclasses.replace(
-        cfg, seeds=3, steps=800, eval_samples=1000, steps_per_call=400, out_dir=str(Path(cfg.out_dir) / "quick")
-    )
 
 
 def parse_task(task: str) -> tuple[str, str]:
@@ -282,66 +276,9 @@ def make_table(results: dict, cfg: Toy2dConfig) -> str:
     return "# toy2d\n\n" + note + markdown_table(header, rows)
 
 
-def claims(results: dict, cfg: Toy2dConfig) -> list[Claim]:
-    """The OT-CFM paper's claims (Tong et al. 2024, arXiv:2302.00482) as far as the run's methods allow."""
-    out = []
-    tasks = list(results)
-    has = set(cfg.methods)
-
-    def per_task(method, key):
-        return {t: round(results[t][method][key], 4) for t in tasks}
-
-    if {"icfm", "otcfm"} <= has:
-        ot, ind = per_task("otcfm", "npe_mean"), per_task("icfm", "npe_mean")
-        paper = "N→8gaussians: 0.018 vs 0.222" if "gaussian->8gaussians" in tasks else None
-        out.append(
-            Claim(
-                "exact OT-CFM has lower normalised path energy (straighter flows) than I-CFM on every task",
-                paper,
-                {"OT-CFM": ot, "I-CFM": ind},
-                all(ot[t] < ind[t] for t in tasks),
-            )
-        )
-        nfe_ot, nfe_ind = per_task("otcfm", "nfe_mean"), per_task("icfm", "nfe_mean")
-        out.append(
-            Claim(
-                "exact OT-CFM needs no more adaptive-solver evaluations than I-CFM",
-                None,
-                {"OT-CFM": nfe_ot, "I-CFM": nfe_ind},
-                all(nfe_ot[t] <= nfe_ind[t] for t in tasks),
-            )
-        )
-        w_ot, w_ind = per_task("otcfm", "w2_mean"), per_task("icfm", "w2_mean")
-        sd = {t: results[t]["icfm"]["w2_std"] + results[t]["otcfm"]["w2_std"] for t in tasks}
-        out.append(
-            Claim(
-                "OT-CFM sample quality (W2) is no worse than I-CFM's (within the seeds' spread)",
-                None,
-                {"OT-CFM": w_ot, "I-CFM": w_ind},
-                all(w_ot[t] <= w_ind[t] + sd[t] for t in tasks),
-            )
-        )
-    if {"wcfm", "otcfm", "icfm"} <= has:
-        w_w, w_ot = per_task("wcfm", "w2_mean"), per_task("otcfm", "w2_mean")
-        out.append(
-            Claim(
-                "W-CFM quality is comparable to OT-CFM's (W2 within 10 %) at the cost of I-CFM",
-                None,
-                {"W-CFM": w_w, "OT-CFM": w_ot},
-                all(w_w[t] <= 1.1 * w_ot[t] for t in tasks),
-                note="the Gibbs weights tilt the marginals; see the W-CFM issue",
-            )
-        )
-    return out
-
-
-def run(cfg: Toy2dConfig) -> dict:
-    validate(cfg)
-    if cfg.quick:
-        cfg = quick_config(cfg)
+def run(cfg: Toy2dConfig, key: jax.Array) -> Output:
     velocity = velocity_fn(make_model(cfg))
-    key = jax.random.key(cfg.seed)
-    results, trajectories, raw = {}, {}, {}
+    results, trajectories, measurements = {}, {}, {}
     for ti, task in enumerate(cfg.tasks):
         results[task] = {}
         for mi, method in enumerate(cfg.methods):
@@ -353,25 +290,85 @@ def run(cfg: Toy2dConfig) -> dict:
             params0 = jax.tree.map(lambda a: a[0], states.params)
             trajectories[(task, method)] = trajectories_of(velocity, params0, x0, cfg)
             results[task][method] = summary
-            raw[(task, method)] = per_seed
+            for q in ("w2", "npe", "nfe"):
+                measurements[f"{q}/{task}/{method}"] = [r[q] for r in per_seed]
             print(
                 f"{task:24s} {method:15s} W2 {summary['w2_mean']:.3f}  NPE {summary['npe_mean']:.3f}  "
                 f"NFE {summary['nfe_mean']:.0f}  {rate * cfg.seeds:.0f} model-steps/s",
                 flush=True,
             )
-    table = make_table(results, cfg)
-    fig = plot(results, trajectories, cfg)
-    out_dir = write_results(cfg, results, table, {"samples": fig}, claims(results, cfg))
-    print(f"results written to {out_dir}/ (table.md, metrics.json, samples.png)")
-    return results
+    return Output(measurements, make_table(results, cfg), {"samples": plot(results, trajectories, cfg)}, results)
 
 
+TONG = "Tong et al. 2024, arXiv:2302.00482, Table 2"
+
+
+def _claims() -> list[Claim]:
+    """The OT-CFM paper's claims (Tong et al. 2024), one per task, declared for the default tasks."""
+    out = []
+    for task in TASKS:
+        paper_npe = "OT-CFM 0.018 vs I-CFM 0.222" if task == "gaussian->8gaussians" else None
+        out += [
+            Claim(
+                f"npe_otcfm_below_icfm[{task}]",
+                f"exact OT-CFM has lower normalised path energy (straighter flows) than I-CFM on {task}",
+                Diff(f"npe/{task}/otcfm", f"npe/{task}/icfm"),
+                "<",
+                0.0,
+                paper=TONG,
+                paper_value=paper_npe,
+            ),
+            Claim(
+                f"npe_sinkhorn_below_icfm[{task}]",
+                f"entropic (Sinkhorn) OT-CFM also has lower normalised path energy than I-CFM on {task}",
+                Diff(f"npe/{task}/otcfm_sinkhorn", f"npe/{task}/icfm"),
+                "<",
+                0.0,
+                paper=TONG,
+            ),
+            Claim(
+                f"nfe_otcfm_below_icfm[{task}]",
+                f"exact OT-CFM needs fewer adaptive-solver (Dopri5) evaluations than I-CFM on {task}",
+                Diff(f"nfe/{task}/otcfm", f"nfe/{task}/icfm"),
+                "<",
+                0.0,
+                paper=TONG,
+            ),
+            Claim(
+                f"w2_otcfm_not_worse[{task}]",
+                f"OT-CFM sample quality is no worse than I-CFM's on {task} (W2 ratio below a 1.2 margin)",
+                Ratio(f"w2/{task}/otcfm", f"w2/{task}/icfm"),
+                "<",
+                1.2,
+                paper=TONG,
+            ),
+            Claim(
+                f"w2_wcfm_near_otcfm[{task}]",
+                f"W-CFM sample quality is within 10% of exact OT-CFM's on {task}, at I-CFM's training cost",
+                Ratio(f"w2/{task}/wcfm", f"w2/{task}/otcfm"),
+                "<",
+                1.1,
+                paper="weighted CFM (W-CFM)",
+                note="the Gibbs weights tilt the marginals at finite ε (see docs/couplings.md)",
+            ),
+        ]
+    return out
+
+
+CLAIMS = tuple(_claims())
+
+STUDY = Study(
+    "toy2d",
+    config=Toy2dConfig,
+    run=run,
+    claims=CLAIMS,
+    quick={"seeds": 3, "steps": 800, "eval_samples": 1000, "steps_per_call": 400},
+    smoke={"methods": ("icfm", "otcfm", "wcfm"), "tasks": ("8gaussians->moons",), "steps": 200, "eval_samples": 300},
+    validate=validate,
+    description="2-D flow matching: I-CFM, OT-CFM (exact and Sinkhorn), SB-CFM and W-CFM on four tasks.",
+)
 CONFIG = Toy2dConfig
-
-
-def main() -> None:
-    run(tyro.cli(Toy2dConfig))
-
+main = STUDY.main
 
 if __name__ == "__main__":
     main()

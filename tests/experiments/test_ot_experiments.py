@@ -42,17 +42,19 @@ def test_sinkhorn_newton_small(tmp_path):
     cfg = sinkhorn_newton.SNSConfig(
         n=60, eta=100.0, digit_side=8, digit_eta=50.0, repeats=1, threshold=1e-10, out_dir=str(tmp_path), progress=False
     )
-    out = sinkhorn_newton.run(cfg)
+    sinkhorn_newton.STUDY.execute(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "convergence.png").exists() and "Sinkhorn" in (tmp_path / "table.md").read_text()
-    by = {(r["problem"], r["method"]): r for r in out["results"]}
+    by = {(r["problem"], r["method"]): r for r in metrics["data"]["results"]}
     sk = by[("random assignment", "Sinkhorn (ott)")]
     sns = by[("random assignment", "SNS (λ = 10/n)")]
     assert sk["converged"] and sns["converged"]
     assert sns["iterations"] < sk["iterations"]
     assert sns["plan_l1_gap_to_sinkhorn"] < 1e-8
-    assert len(metrics["results"]["results"]) == 3 * 5
-    assert metrics["claims"] and all("holds" in c for c in metrics["claims"])
+    assert len(metrics["data"]["results"]) == 3 * 5
+    m = metrics["measurements"]
+    assert m["iterations/random assignment/sns"] == [sns["iterations"]]
+    assert m["iterations/random assignment/sinkhorn"] == [sk["iterations"]]
 
 
 @pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests

@@ -85,11 +85,16 @@ def test_unfolding_small(tmp_path):
         responses=5,
         n_iter=30,
         truth_samples=5000,
+        seeds=1,
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = unfolding.run(cfg)
-    r = res["bimodal-1d"]
+    unfolding.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (r,) = metrics["data"]["bimodal-1d"]
+    m = metrics["measurements"]
+    assert m["mass_error"][0] == max(abs(r["mass_min"] - 1), abs(r["mass_max"] - 1))
+    assert m["error_best/bimodal-1d/wasserstein"] == [min(r["curves"]["Wasserstein unfolding"])]
     assert abs(r["mass_min"] - 1.0) < 1e-10 and abs(r["mass_max"] - 1.0) < 1e-10
     for curve in r["curves"].values():
         assert curve[-1] < 0.5 * curve[0]  # every method improves on the prior

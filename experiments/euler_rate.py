@@ -12,33 +12,26 @@ Errors: W2 (gaussian, weakly log-concave) and W1 (separated), exact OT between t
 Reference: classical RK4 on 4,096 steps of the same grid family. Slope: least squares of log error on log N over
 N ≥ 16, with a 95% interval.
 
-Run `python -m experiments.euler_rate` (or `--quick`); writes results/euler_rate/ (table.md, metrics.json, rate.png).
+One seed (the targets and starting points are drawn once); the claims are judged on point estimates per target and
+grid: the worst |slope + 1| over d, and the error ratio between the largest and smallest d over √(d ratio).
+
+Run `python -m experiments run euler_rate` (or `--quick`); writes results/euler_rate/ (table.md, metrics.json,
+rate.png).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
-import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
-from experiments.common import (
-    StudyConfig,
-    atomic_write_bytes,
-    loglog_slope,
-    markdown_table,
-    results_dir,
-    study,
-    versions,
-    write_json,
-)
+from experiments.claims import Claim
+from experiments.common import StudyConfig, figure, loglog_slope, markdown_table, positive_float, positive_int, require
+from experiments.pipeline import Output, Study
 
 TARGETS = ("gaussian", "weakly log-concave", "separated")
 
@@ -54,14 +47,23 @@ class EulerConfig(StudyConfig):
     reference_steps: int = 4096
     fit_from: int = 16
     out_dir: str = "results/euler_rate"
-    quick: bool = False
-    """quick version: d ∈ {2, 8, 32}, 500 samples, reference 2,048 steps, results/euler_rate/quick."""
 
 
-def quick_config(cfg: EulerConfig) -> EulerConfig:
-    return dataclasses.replace(
-        cfg, dims=(2, 8, 32), n_samples=500, reference_steps=2048, out_dir=str(Path(cfg.out_dir) / "quick")
+def validate(cfg: EulerConfig) -> None:
+    for t in cfg.targets:
+        require(t in TARGETS, "targets", t, f"unknown target; choose from {list(TARGETS)}")
+    for g in cfg.grids:
+        require(g in ("uniform", "geometric"), "grids", g, "choose from ['uniform', 'geometric']")
+    require(len(cfg.dims) >= 2 and all(d >= 2 for d in cfg.dims), "dims", cfg.dims, "at least two dims, each ≥ 2")
+    require(
+        sum(n >= cfg.fit_from for n in cfg.steps) >= 2 and all(n >= 1 for n in cfg.steps),
+        "steps",
+        cfg.steps,
+        "positive, with at least two ≥ --fit-from",
     )
+    positive_int(cfg, "n_samples", "reference_steps", "fit_from")
+    positive_float(cfg, "delta")
+    require(cfg.delta < 1, "delta", cfg.delta, "must lie in (0, 1)")
 
 
 def make_target(name: str, d: int, key) -> jf.data.GaussianMixture:
@@ -126,17 +128,7 @@ def gaussian_euler_w2(mean, var, ts):
 fit_slope = loglog_slope  # kept as a name for readers of this study
 
 
-def _run_study(cfg: EulerConfig) -> dict:
-    """Run the study in float64 (scoped: the global precision setting is left as it was)."""
-    with jax.enable_x64(True):
-        return _run(cfg)
-
-
-def _run(cfg: EulerConfig) -> dict:
-    if cfg.quick:
-        cfg = quick_config(cfg)
-    out_dir = results_dir(cfg.out_dir)
-    key = jax.random.key(cfg.seed)
+def run(cfg: EulerConfig, key: jax.Array) -> Output:
     rows = []
     combos = [(t, d, g) for t in cfg.targets for d in cfg.dims for g in cfg.grids]
     for ti, (target, d, grid) in enumerate(tqdm(combos, desc="target × d × grid", disable=not cfg.progress)):
@@ -153,7 +145,7 @@ def _run(cfg: EulerConfig) -> dict:
                 row["exact_w2"] = float(gaussian_euler_w2(gmm.means[0], jnp.diagonal(gmm.covs[0]), ts))
             rows.append(row)
         del ti
-    summary, table = {}, []
+    summary, table, measurements = {}, [], {}
     for target in cfg.targets:
         for grid in cfg.grids:
             slopes = {}
@@ -169,6 +161,8 @@ def _run(cfg: EulerConfig) -> dict:
             d_lo, d_hi = cfg.dims[0], cfg.dims[-1]
             ratio = errs[d_hi][n_ref] / errs[d_lo][n_ref]
             summary[f"{target} / {grid}"] = dict(slopes=slopes, ratio=ratio, sqrt_ratio=float(np.sqrt(d_hi / d_lo)))
+            measurements[f"slope_gap_worst/{target}/{grid}"] = max(abs(sl + 1.0) for sl, _ in slopes.values())
+            measurements[f"d_ratio_over_sqrt/{target}/{grid}"] = ratio / float(np.sqrt(d_hi / d_lo))
             for d in cfg.dims:
                 s, ci = slopes[d]
                 table.append([target, grid, d, f"{errs[d][n_ref]:.3e}", f"{s:.3f} ± {ci:.3f}"])
@@ -192,14 +186,8 @@ def _run(cfg: EulerConfig) -> dict:
             [[d, g, n, f"{e:.4e}", f"{x:.4e}"] for d, g, n, e, x in gauss_check],
         )
     )
-    atomic_write_bytes(out_dir / "table.md", text.encode())
-    write_json(
-        out_dir / "metrics.json",
-        {"config": dataclasses.asdict(cfg), "versions": versions(), "rows": rows, "summary": summary},
-    )
-    fig, axes = plt.subplots(
-        len(cfg.grids), len(cfg.targets), figsize=(3.8 * len(cfg.targets), 3.2 * len(cfg.grids)), squeeze=False
-    )
+    fig = figure(figsize=(3.8 * len(cfg.targets), 3.2 * len(cfg.grids)))
+    axes = fig.subplots(len(cfg.grids), len(cfg.targets), squeeze=False)
     for i, grid in enumerate(cfg.grids):
         for j, target in enumerate(cfg.targets):
             ax = axes[i, j]
@@ -213,48 +201,55 @@ def _run(cfg: EulerConfig) -> dict:
             ax.set_ylabel(sel[0]["metric"] + " error")
             ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out_dir / "rate.png", dpi=110)
-    plt.close(fig)
-    print(text)
-    print(f"results written to {out_dir}/")
-    return {"rows": rows, "summary": summary}
+    return Output(measurements, text, {"rate": fig}, {"rows": rows, "summary": summary})
 
 
-def claims(results: dict, cfg) -> list:
-    """The Euler-rate claims (error ∝ √d/N): slope −1 in N on every target and grid; the d-dependence at most √d."""
-    from experiments.common import Claim
-
-    summary = results["summary"]
-    slopes = {k: [s[0] for s in v["slopes"].values()] for k, v in summary.items()}
-    worst = {k: round(max(abs(s + 1.0) for s in v), 3) for k, v in slopes.items()}
-    ratios = {k: round(v["ratio"], 2) for k, v in summary.items()}
-    sqrt = max(v["sqrt_ratio"] for v in summary.values())
-    return [
-        Claim(
-            "N-step Euler sampling of the exact velocity has Wasserstein error of order 1/N (slope −1 in N)",
-            -1.0,
-            {k: [round(s, 3) for s in v] for k, v in slopes.items()},
-            max(worst.values()) < 0.1,
-        ),
-        Claim(
-            "the error grows at most like √d (ratio of errors between the largest and smallest d)",
-            round(sqrt, 2),
-            ratios,
-            all(r <= 1.1 * sqrt for r in ratios.values()),
-            note="measured ratios are below √(d ratio): the constant is dimension-benign on these targets",
-        ),
-    ]
+PAPER = "Lipschitz-regularity analysis of flow-matching samplers (Euler error of order √d/N)"
 
 
-run = study("euler_rate", quick=quick_config)(_run_study)
+def _claims():
+    out = []
+    for target in TARGETS:
+        for grid in ("uniform", "geometric"):
+            out += [
+                Claim(
+                    f"euler_order_one[{target},{grid}]",
+                    f"N-step Euler sampling of the exact velocity has error of order 1/N: every d's slope in N is "
+                    f"within 0.1 of −1 ({target}, {grid} grid)",
+                    f"slope_gap_worst/{target}/{grid}",
+                    "<",
+                    0.1,
+                    paper=PAPER,
+                    paper_value="slope −1",
+                ),
+                Claim(
+                    f"at_most_sqrt_d[{target},{grid}]",
+                    f"the error grows at most like √d: error ratio between the largest and smallest d over "
+                    f"√(d ratio) below 1.1 ({target}, {grid} grid)",
+                    f"d_ratio_over_sqrt/{target}/{grid}",
+                    "<",
+                    1.1,
+                    paper=PAPER,
+                    paper_value="√d",
+                ),
+            ]
+    return tuple(out)
 
 
+CLAIMS = _claims()
+STUDY = Study(
+    "euler_rate",
+    config=EulerConfig,
+    run=run,
+    claims=CLAIMS,
+    quick={"dims": (2, 8, 32), "n_samples": 500, "reference_steps": 2048},
+    smoke={"dims": (2, 8), "steps": (8, 16, 32, 64), "n_samples": 200, "reference_steps": 512},
+    validate=validate,
+    x64=True,
+    description="The Euler √d/N rate on Gaussian-mixture targets with the exact marginal velocity.",
+)
 CONFIG = EulerConfig
-
-
-def main() -> None:
-    run(tyro.cli(EulerConfig))
-
+main = STUDY.main
 
 if __name__ == "__main__":
     main()

@@ -36,8 +36,13 @@ def test_small_study_has_first_order_slope(tmp_path):
         out_dir=str(tmp_path),
         progress=False,
     )
-    out = euler_rate.run(cfg)
-    for d in (2, 8):
-        slope, _ = out["summary"]["weakly log-concave / uniform"]["slopes"][d]
+    import json
+
+    euler_rate.STUDY.execute(cfg)
+    out = json.loads((tmp_path / "metrics.json").read_text())["data"]
+    slopes = [out["summary"]["weakly log-concave / uniform"]["slopes"][str(d)][0] for d in (2, 8)]
+    for slope in slopes:
         assert -1.15 < slope < -0.85
+    m = json.loads((tmp_path / "metrics.json").read_text())["measurements"]
+    assert np.isclose(m["slope_gap_worst/weakly log-concave/uniform"][0], max(abs(s + 1) for s in slopes))
     assert (tmp_path / "rate.png").exists()

@@ -35,7 +35,10 @@ def test_lipschitz_small(tmp_path):
         out_dir=str(tmp_path),
         progress=False,
     )
-    out = lipschitz.run(cfg)
+    import json
+
+    lipschitz.STUDY.execute(cfg)
+    out = json.loads((tmp_path / "metrics.json").read_text())["data"]
     # the Gaussian target's Jacobian is symmetric with known eigenvalues a(t) = (tσ² − (1−t)) / ((1−t)² + t²σ²)
     t = np.asarray(out["profiles"]["gaussian"]["t"])
     var = np.geomspace(0.25, 4.0, 2)

@@ -7,33 +7,25 @@ integral| over random circles, next to the closed-form fields (conservative: for
 (x + (1 − t)∇log p_t)/t, a gradient). Sample quality: exact W2 between 1,000 samples and target samples; the score
 model samples through the same identity, integrated from t = 0.01 (x ~ N(0, 0.99² I)) with Dopri5.
 
-Run `python -m experiments.conservativeness` (or `--quick`); writes results/conservativeness/ (table.md,
+Seeds retrain both networks (the table and figure show seed 0); the claims are judged over seeds.
+
+Run `python -m experiments run conservativeness` (or `--quick`); writes results/conservativeness/ (table.md,
 metrics.json, asymmetry.png).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import optax
-import tyro
 
 import jaxflow as jf
-from experiments.common import (
-    StudyConfig,
-    atomic_write_bytes,
-    markdown_table,
-    results_dir,
-    study,
-    versions,
-    write_json,
-)
+from experiments.claims import Claim
+from experiments.common import StudyConfig, figure, markdown_table, positive_float, positive_int, require
+from experiments.pipeline import Output, Study
 from jaxflow.nn import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.train import TrainState, fit, make_train_step
 
@@ -52,13 +44,20 @@ class ConservativenessConfig(StudyConfig):
     radius: float = 0.25
     n_samples: int = 1000
     t_start: float = 0.01
+    seeds: int = 3
     out_dir: str = "results/conservativeness"
-    quick: bool = False
-    """quick version: 1,500 steps, results/conservativeness/quick."""
 
 
-def quick_config(cfg: ConservativenessConfig) -> ConservativenessConfig:
-    return dataclasses.replace(cfg, steps=1500, out_dir=str(Path(cfg.out_dir) / "quick"))
+TASKS = ("mixture-4d", "moons")
+
+
+def validate(cfg: ConservativenessConfig) -> None:
+    for t in cfg.tasks:
+        require(t in TASKS, "tasks", t, f"unknown task; choose from {list(TASKS)}")
+    positive_int(cfg, "steps", "batch_size", "n_points", "n_samples")
+    positive_float(cfg, "lr", "radius", "t_start")
+    require(cfg.t_start < 1, "t_start", cfg.t_start, "must lie in (0, 1)")
+    require(len(cfg.hidden) > 0 and all(h >= 1 for h in cfg.hidden), "hidden", cfg.hidden, "positive widths")
 
 
 def mixture() -> jf.data.GaussianMixture:
@@ -137,11 +136,7 @@ def quality(velocity, sample_tgt, d, cfg, key, t0=0.0):
     return jf.metrics.wasserstein(np.asarray(xs), np.asarray(sample_tgt(k1, cfg.n_samples)))
 
 
-def _run_study(cfg: ConservativenessConfig) -> dict:
-    if cfg.quick:
-        cfg = quick_config(cfg)
-    out_dir = results_dir(cfg.out_dir)
-    key = jax.random.key(cfg.seed)
+def run_seed(cfg: ConservativenessConfig, key: jax.Array) -> dict:
     results = {}
     for ti, task in enumerate(cfg.tasks):
         sample_tgt, d, gmm = target_sampler(task)
@@ -164,6 +159,28 @@ def _run_study(cfg: ConservativenessConfig) -> dict:
         if gmm is not None:
             res["closed-form velocity"]["w2"] = quality(gmm.velocity, sample_tgt, d, cfg, kq)
         results[task] = res
+    return results
+
+
+FIELD_TAGS = {
+    "velocity network": "velocity_net",
+    "score network": "score_net",
+    "closed-form score": "closed_score",
+    "closed-form velocity": "closed_velocity",
+}
+
+
+def run(cfg: ConservativenessConfig, key: jax.Array) -> Output:
+    per_seed = [run_seed(cfg, jax.random.fold_in(key, s)) for s in range(cfg.seeds)]
+    measurements = {}
+    for task in cfg.tasks:
+        for name, tag in FIELD_TAGS.items():
+            if name in per_seed[0][task]:
+                measurements[f"asymmetry_min/{task}/{tag}"] = [min(r[task][name]["asymmetry"]) for r in per_seed]
+                measurements[f"asymmetry_max/{task}/{tag}"] = [max(r[task][name]["asymmetry"]) for r in per_seed]
+                if "w2" in per_seed[0][task][name]:
+                    measurements[f"w2/{task}/{tag}"] = [r[task][name]["w2"] for r in per_seed]
+    results = per_seed[0]
     rows = []
     for task, res in results.items():
         for name, r in res.items():
@@ -175,16 +192,14 @@ def _run_study(cfg: ConservativenessConfig) -> dict:
     header = ["task", "field"] + [f"t = {t}: asym / loop" for t in TIMES] + ["W2 of samples"]
     text = (
         "# Non-conservativeness of learned fields\n\n"
+        f"Seed 0 of {cfg.seeds}. "
         f"{cfg.steps} training steps (batch {cfg.batch_size}, Adam {cfg.lr}, EMA weights), MLP {cfg.hidden}. "
         f"asym = mean relative Jacobian asymmetry ‖J − Jᵀ‖_F/‖J‖_F (16 Hutchinson probes) over {cfg.n_points} path "
         f"points; loop = mean |∮f·dl| / ∮|f||dl| over circles of radius {cfg.radius} in random planes. W2: exact, "
         f"{cfg.n_samples} samples.\n\n" + markdown_table(header, rows)
     )
-    atomic_write_bytes(out_dir / "table.md", text.encode())
-    write_json(
-        out_dir / "metrics.json", {"config": dataclasses.asdict(cfg), "versions": versions(), "results": results}
-    )
-    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.3), squeeze=False)
+    fig = figure(figsize=(4.5 * len(results), 3.3))
+    axes = fig.subplots(1, len(results), squeeze=False)
     for ax, (task, res) in zip(axes[0], results.items(), strict=True):
         for name, r in res.items():
             ax.semilogy(TIMES, np.maximum(r["asymmetry"], 1e-17), "o-", ms=3, label=name)
@@ -193,43 +208,51 @@ def _run_study(cfg: ConservativenessConfig) -> dict:
         ax.set_ylabel("‖J − Jᵀ‖_F / ‖J‖_F")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out_dir / "asymmetry.png", dpi=110)
-    plt.close(fig)
-    print(text)
-    print(f"results written to {out_dir}/")
-    return results
+    return Output(measurements, text, {"asymmetry": fig}, {"per_seed": per_seed})
 
 
-def claims(results: dict, cfg) -> list:
-    """Trained score and velocity networks are measurably non-conservative; closed-form fields are not."""
-    from experiments.common import Claim
-
+def _claims():
     out = []
-    for task, fields in results.items():
-        learned = {k: v for k, v in fields.items() if "network" in k}
-        exact = {k: v for k, v in fields.items() if "closed-form" in k}
-        lo = min(float(np.min(v["asymmetry"])) for v in learned.values())
-        hi_exact = max((float(np.max(v["asymmetry"])) for v in exact.values()), default=0.0)
-        out.append(
-            Claim(
-                f"{task}: learned fields are non-conservative (Jacobian asymmetry well above the closed form's)",
-                None,
-                {"min learned": round(lo, 4), "max closed form": f"{hi_exact:.1e}"},
-                lo > 100 * max(hi_exact, 1e-9),
+    for task in TASKS:
+        for tag, words in (("velocity_net", "velocity"), ("score_net", "score")):
+            out.append(
+                Claim(
+                    f"learned_non_conservative[{task},{tag}]",
+                    f"a trained {words} network is measurably non-conservative on {task}: its relative Jacobian "
+                    "asymmetry stays above 1% at every time along the path",
+                    f"asymmetry_min/{task}/{tag}",
+                    ">",
+                    0.01,
+                    paper="non-conservativeness of learned score and velocity fields",
+                )
             )
+    out.append(
+        Claim(
+            "closed_form_conservative[mixture-4d]",
+            "the closed-form score of the Gaussian mixture is conservative: its measured asymmetry stays under 1e-5 "
+            "(float32 round-off), so the metric separates the two",
+            "asymmetry_max/mixture-4d/closed_score",
+            "<",
+            1e-5,
+            paper="a true score is a gradient (symmetric Jacobian)",
         )
-    return out
+    )
+    return tuple(out)
 
 
-run = study("conservativeness", quick=quick_config)(_run_study)
-
-
+CLAIMS = _claims()
+STUDY = Study(
+    "conservativeness",
+    config=ConservativenessConfig,
+    run=run,
+    claims=CLAIMS,
+    quick={"steps": 1500, "seeds": 2},
+    smoke={"steps": 300, "n_points": 32, "n_samples": 200, "hidden": (32, 32), "seeds": 1},
+    validate=validate,
+    description="Jacobian asymmetry and loop integrals of trained score and velocity networks vs closed forms.",
+)
 CONFIG = ConservativenessConfig
-
-
-def main() -> None:
-    run(tyro.cli(ConservativenessConfig))
-
+main = STUDY.main
 
 if __name__ == "__main__":
     main()

@@ -64,10 +64,16 @@ def test_conservativeness_small(tmp_path):
         n_points=32,
         n_samples=200,
         hidden=(32, 32),
+        seeds=1,
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = conservativeness.run(cfg)["mixture-4d"]
+    import json
+
+    conservativeness.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]["per_seed"][0]["mixture-4d"]
+    assert metrics["measurements"]["asymmetry_min/mixture-4d/score_net"] == [min(res["score network"]["asymmetry"])]
     # closed-form fields are conservative to round-off; the trained networks are not
     assert max(res["closed-form score"]["asymmetry"]) < 1e-3
     assert max(res["closed-form velocity"]["asymmetry"]) < 1e-3

@@ -1,5 +1,7 @@
 """The likelihood and interpolant studies on tiny configurations."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,12 @@ def test_likelihood_tiny(tmp_path):
     cfg = likelihood.LikelihoodConfig(
         dims=(2,), n_eval=60, train_steps=200, grid=8, out_dir=str(tmp_path), progress=False
     )
-    res = likelihood.run(cfg)
+    likelihood.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]
     assert (tmp_path / "likelihood.png").exists() and (tmp_path / "table.md").exists()
+    z = metrics["measurements"]["hutchinson_bias_z/d=2"][0]
+    assert np.isclose(z, abs(res["learned"]["2"]["hutchinson_bias"]) / res["learned"]["2"]["hutchinson_bias_se"])
     # the closed-form velocity reproduces the mixture's log-density within 0.02 nats per sample
     assert res["closed_form"]["2"]["max_abs"] < 0.02
     learned = res["learned"]["2"]

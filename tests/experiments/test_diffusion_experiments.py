@@ -36,10 +36,14 @@ def test_interpolants_tiny(tmp_path):
         steps=(25, 100),
         n_samples=300,
         train_steps=200,
+        seeds=1,
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = interpolants.run(cfg)
+    interpolants.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]["per_seed"][0]
+    assert metrics["measurements"]["checkerboard_w2/eps=1"] == [res["checkerboard"]["errors"][1][-1]]
     assert (tmp_path / "interpolants.png").exists()
     mix = res["mixture"]["2"]
     errs = np.asarray(mix["errors"])

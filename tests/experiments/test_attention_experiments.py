@@ -1,5 +1,7 @@
 """The attention studies run end to end on tiny configurations and reproduce their checks."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -28,9 +30,13 @@ def test_homogenized_attention_small(tmp_path):
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = homogenized_attention.run(cfg)
+    homogenized_attention.STUDY.execute(cfg)
     for name in ("table.md", "metrics.json", "clustering.png", "limit.png"):
         assert (tmp_path / name).exists()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]
+    assert np.isclose(metrics["measurements"]["slope_gap_ode"][0], abs(res["deterministic_limit"]["slope_ode"] + 0.5))
+    assert "cluster_min_final_cosine_d_ge_8" not in metrics["measurements"]  # d = 4 only: not measured
     det = res["deterministic_limit"]
     assert det["w1_ode"][0] > det["w1_ode"][-1]  # finite depth approaches the limit
     # more heads at the same L η H: smaller spread across runs

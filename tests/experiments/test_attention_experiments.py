@@ -66,9 +66,14 @@ def test_accelerated_attention_small(tmp_path):
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = accelerated_attention.run(cfg)
+    accelerated_attention.STUDY.execute(cfg)
     for name in ("table.md", "metrics.json", "flows.png", "elliptical.png", "lm.png"):
         assert (tmp_path / name).exists()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]
+    assert metrics["measurements"]["lm_final_val_loss/classical"] == [
+        v[-1] for v in res["lm"]["curves"]["classical"]["val_loss"]
+    ]
     el = res["elliptical"]
     assert max(el["linear"]["residual"]) < 1e-10 and max(el["softmax"]["residual"]) > 1e-3
     lm = res["lm"]["curves"]

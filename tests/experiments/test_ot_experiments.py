@@ -20,11 +20,13 @@ def test_sw_control_variates_small(tmp_path):
         flow_dim=4,
         flow_points=100,
         flow_steps=5,
-        flow_seeds=1,
+        seeds=1,
         out_dir=str(tmp_path),
         progress=False,
     )
-    out = sw_control_variates.run(cfg)
+    sw_control_variates.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    out = metrics["data"]
     assert (tmp_path / "variance.png").exists() and (tmp_path / "flow.png").exists()
     rows = {(r["L"], r["estimator"]): r for r in out["variance"]}
     for L in (20, 80):
@@ -35,6 +37,8 @@ def test_sw_control_variates_small(tmp_path):
     # the flow moves particles towards the target
     w = out["flows"]["plain MC"]["w2"][0]
     assert w[-1] < w[0]
+    ratios = [rows[(L, "plain MC")]["variance"] / rows[(L, "CV upper")]["variance"] for L in (20, 80)]
+    assert np.isclose(metrics["measurements"]["min_variance_ratio/gaussian/upper"][0], min(ratios))
 
 
 @pytest.mark.slow  # in `make test-all`; the library pieces it composes have fast tests

@@ -22,10 +22,15 @@ def test_digits_tiny(tmp_path):
         sde_steps=6,
         classifier_steps=1000,
         eval_draws=1,
+        seeds=1,
         out_dir=str(tmp_path),
         progress=False,
     )
-    res = digits.run(cfg)
+    digits.STUDY.execute(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    res = metrics["data"]
+    per = res["results"]["fm_cond"]["per_scale"]
+    assert metrics["measurements"]["accuracy/fm_cond/w=1"] == [np.mean(per["1"]["accuracy"])]
     for name in ("table.md", "metrics.json", "samples.png", "guidance.png", "loss.png"):
         assert (tmp_path / name).exists()
     assert res["classifier_accuracy"] >= 0.97  # DigitsMetric refuses a weaker classifier

@@ -1,7 +1,11 @@
 """Meta flow matching: flows conditioned on the population they start from (Atanackovic et al. 2024,
 arXiv:2408.14608), against plain flow matching (FM) and the conditional-generator baseline (CGFM).
 
-Run `python -m experiments.meta_fm` (full) or `--quick`; results in results/meta_fm/.
+Run `python -m experiments run meta_fm` (full) or `--quick`; results in results/meta_fm/.
+
+Claims (declared before the run): "the" MFM is k = 10, the paper's headline encoder; the other encoders have claims
+of their own (no best-of). The letters run at both source-noise levels of `noises` as one planned sweep. Every
+comparison is paired per seed (the same held-out populations score every method).
 
 Data (jaxflow.data.populations, no downloads):
 - letters: populations of the glyphs of DejaVu Sans (matplotlib). Source = glyph samples + N(0, noise² I), target =
@@ -24,21 +28,18 @@ bandwidths) against its target cloud; mean over populations, then mean ± sd ove
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tyro
 from tqdm.auto import tqdm
 
 import jaxflow as jf
+from experiments.claims import Claim, Diff
 from experiments.common import (
-    Claim,
     StudyConfig,
     figure,
     markdown_table,
@@ -47,8 +48,8 @@ from experiments.common import (
     positive_float,
     positive_int,
     require,
-    write_results,
 )
+from experiments.pipeline import Output, Study
 from jaxflow.nn import MLPVelocity, PopulationTable, SetEncoder, init_mlp, velocity_fn
 from jaxflow.train import TrainState, make_train_step
 
@@ -74,8 +75,8 @@ class MetaFmConfig(StudyConfig):
     embed_dim: int = 32
     held_out: tuple[str, ...] = ("X", "Y")
     angles: int = 8
-    noise: float = 0.25
-    """Letters: noise of the source population."""
+    noises: tuple[float, ...] = (0.25, 0.5)
+    """Letters: noise levels of the source population (one letters task per level)."""
     particle_train: int = 256
     particle_test: int = 64
     particle_time: float = 1.0
@@ -97,24 +98,18 @@ def validate(cfg: MetaFmConfig) -> None:
     positive_int(cfg, "particle_test", "ode_steps", "eval_train")
     positive_float(cfg, "lr", "particle_time")
     require(cfg.pool > cfg.points, "pool", cfg.pool, "must exceed --points (evaluation rows are held back)")
-    require(cfg.noise >= 0, "noise", cfg.noise, "must be >= 0")
+    require(len(cfg.noises) > 0 and all(n >= 0 for n in cfg.noises), "noises", cfg.noises, "must be >= 0")
 
 
-def quick_config(cfg: MetaFmConfig) -> MetaFmConfig:
-    return dataclasses.replace(
-        cfg,
-        ks=(0, 10),
-        seeds=1,
-        steps=600,
-        points=128,
-        pool=384,
-        angles=4,
-        particle_train=64,
-        particle_test=16,
-        eval_train=8,
-        ode_steps=20,
-        out_dir=str(Path(cfg.out_dir) / "quick"),
-    )
+def tasks(cfg: MetaFmConfig) -> list[tuple[str, str, float | None]]:
+    """(label, data set, letters noise) of every task of the run."""
+    out = []
+    for d in cfg.datasets:
+        if d == "letters":
+            out += [(f"letters@{n:g}", d, n) for n in cfg.noises]
+        else:
+            out.append((d, d, None))
+    return out
 
 
 def methods(cfg: MetaFmConfig) -> list[str]:
@@ -122,14 +117,14 @@ def methods(cfg: MetaFmConfig) -> list[str]:
 
 
 # ---- data ----
-def make_data(name: str, cfg: MetaFmConfig, key: jax.Array) -> dict:
+def make_data(name: str, cfg: MetaFmConfig, key: jax.Array, noise: float | None = None) -> dict:
     """{'train': {'x0', 'x1': [P, pool, 2], 'names'}, 'test': {...}, 'paired': whether row i of x0 maps to row i}."""
     angles = [2 * np.pi * j / cfg.angles for j in range(cfg.angles)]
     if name == "letters":
         train_letters = [c for c in jf.data.LETTERS if c not in cfg.held_out]
         out = {}
         for split, letters in (("train", train_letters), ("test", list(cfg.held_out))):
-            pops = jf.data.letter_populations(key, letters, angles, cfg.pool, noise=cfg.noise)
+            pops = jf.data.letter_populations(key, letters, angles, cfg.pool, noise=noise)
             names = [f"{ch} {a:.2f}" for ch, a in zip(pops["letter"], pops["angle"], strict=True)]
             out[split] = {"x0": pops["x0"], "x1": pops["x1"], "names": names}
         out["paired"] = False
@@ -245,14 +240,11 @@ def evaluate(states, velocity, embed, split: dict, which: np.ndarray, cfg: MetaF
     return {"w1": float(np.mean(w1)), "w2": float(np.mean(w2)), "mmd": float(np.mean(mmd))}, pred
 
 
-def run(cfg: MetaFmConfig) -> dict:
-    validate(cfg)
-    if cfg.quick:
-        cfg = quick_config(cfg)
-    key = jax.random.key(cfg.seed)
-    results, figures_data = {}, {}
-    for di, name in enumerate(cfg.datasets):
-        data = make_data(name, cfg, jax.random.fold_in(key, di))
+def run(cfg: MetaFmConfig, key: jax.Array) -> Output:
+    results, figures_data, measurements = {}, {}, {}
+    for name, dataset, noise in tasks(cfg):
+        di = DATASETS.index(dataset)
+        data = make_data(dataset, cfg, jax.random.fold_in(key, di), noise)
         n_train, n_test = data["train"]["x0"].shape[0], data["test"]["x0"].shape[0]
         train_sel = np.linspace(0, n_train - 1, min(cfg.eval_train, n_train)).round().astype(int)
         test_sel = np.arange(n_test)
@@ -280,19 +272,19 @@ def run(cfg: MetaFmConfig) -> dict:
                 model_steps_per_s=cfg.steps * cfg.seeds / seconds,
                 final_loss=float(losses[:, -50:].mean()),
             )
-            if name == "letters":
+            if dataset == "letters":
                 summary["test_w1_per_letter"] = _per_letter(states, velocity, embed, data, cfg)
             results[name][method] = summary
+            for split in ("train", "test"):
+                measurements[f"{split}_w1/{name}/{method}"] = [r[split]["w1"] for r in per_seed]
             print(
                 f"{name:9s} {method:9s} train W1 {summary['train_w1_mean']:.3f}  held-out W1 "
                 f"{summary['test_w1_mean']:.3f} ± {summary['test_w1_std']:.3f}  ({seconds:.0f} s)",
                 flush=True,
             )
         figures_data[(name, "_data")] = data
-    figs = {f"populations_{name}": plot(figures_data, name, cfg) for name in cfg.datasets}
-    out_dir = write_results(cfg, results, make_table(results, cfg), figs, claims(results, cfg))
-    print(f"results written to {out_dir}/")
-    return results
+    figs = {f"populations_{name.replace('@', '_')}": plot(figures_data, name, cfg) for name, _, _ in tasks(cfg)}
+    return Output(measurements, make_table(results, cfg), figs, results)
 
 
 def _per_letter(states, velocity, embed, data, cfg) -> dict:
@@ -324,12 +316,14 @@ def make_table(results: dict, cfg: MetaFmConfig) -> str:
                 ]
             )
     extra = ""
-    if "letters" in results:
+    for name in results:
+        if not name.startswith("letters"):
+            continue
         per = [
             [m, *(f"{r['test_w1_per_letter'][c]:.3f}" for c in cfg.held_out), _paper(m)]
-            for m, r in results["letters"].items()
+            for m, r in results[name].items()
         ]
-        extra = "\n### Held-out letters, W1 per letter (paper's X / Y beside)\n\n" + markdown_table(
+        extra += f"\n### Held-out letters ({name}), W1 per letter (paper's X / Y beside)\n\n" + markdown_table(
             ["method", *cfg.held_out, "paper X / Y"], per
         )
     note = (
@@ -346,50 +340,69 @@ def _paper(method: str) -> str:
     return "—" if v is None else f"{v[0]} / {v[1]}"
 
 
-def claims(results: dict, cfg: MetaFmConfig) -> list[Claim]:
+ATANACKOVIC = "Atanackovic et al. 2024, arXiv:2408.14608"
+
+
+def _claims():
+    cfg = MetaFmConfig()
     out = []
-    for name, res in results.items():
-        mfm = {m: r for m, r in res.items() if m.startswith("MFM")}
-        if not mfm or "FM" not in res or "CGFM" not in res:
-            continue
-        best = min(mfm, key=lambda m: mfm[m]["test_w1_mean"])
-        te = {m: round(r["test_w1_mean"], 4) for m, r in res.items()}
-        tr = {m: round(r["train_w1_mean"], 4) for m, r in res.items()}
-        paper = (
-            "letters X / Y: FM 0.234 / 0.238, CGFM 0.334 / 0.327, MFM k=10 0.201 / 0.208" if name == "letters" else None
-        )
-        out.append(
+    for name, dataset, _ in tasks(cfg):
+        letters = dataset == "letters"
+        te = lambda m, name=name: f"test_w1/{name}/{m}"  # noqa: E731
+        tr = lambda m, name=name: f"train_w1/{name}/{m}"  # noqa: E731
+        out += [
             Claim(
-                f"{name}: MFM beats FM and CGFM on held-out populations (W1)",
-                paper,
-                te,
-                te[best] < te["FM"] and te[best] < te["CGFM"],
-                note=f"best MFM: {best}",
-            )
-        )
-        out.append(
+                f"mfm_beats_fm[{name}]",
+                f"MFM (k = 10) transports held-out populations better than FM (W1, {name})",
+                Diff(te("MFM k=10"), te("FM")),
+                "<",
+                0.0,
+                paper=ATANACKOVIC + (", Table 2 (letters)" if letters else ""),
+                paper_value="X / Y: MFM k=10 0.201 / 0.208, FM 0.234 / 0.238" if letters else None,
+            ),
             Claim(
-                f"{name}: every MFM encoder (k = {', '.join(str(k) for k in cfg.ks)}) beats FM on held-out populations",
-                None,
-                {m: te[m] for m in mfm} | {"FM": te["FM"]},
-                all(te[m] < te["FM"] for m in mfm),
-            )
-        )
-        out.append(
+                f"mfm_beats_cgfm[{name}]",
+                f"MFM (k = 10) transports held-out populations better than CGFM (W1, {name})",
+                Diff(te("MFM k=10"), te("CGFM")),
+                "<",
+                0.0,
+                paper=ATANACKOVIC,
+                paper_value="X / Y: CGFM 0.334 / 0.327" if letters else None,
+            ),
             Claim(
-                f"{name}: CGFM fits its training populations (train W1 below FM's) but does not carry over to "
-                "held-out ones (held-out W1 above its train W1 and above MFM's)",
-                "letters train W1: CGFM 0.090 vs FM 0.209" if name == "letters" else None,
-                {
-                    "CGFM train": tr["CGFM"],
-                    "CGFM held-out": te["CGFM"],
-                    "FM train": tr["FM"],
-                    f"{best} held-out": te[best],
-                },
-                tr["CGFM"] < tr["FM"] and te["CGFM"] > tr["CGFM"] and te["CGFM"] > te[best],
-            )
-        )
-    return out
+                f"cgfm_fits_training[{name}]",
+                f"CGFM fits its training populations better than FM (train W1, {name})",
+                Diff(tr("CGFM"), tr("FM")),
+                "<",
+                0.0,
+                paper=ATANACKOVIC,
+                paper_value="letters train W1: CGFM 0.090 vs FM 0.209" if letters else None,
+            ),
+            Claim(
+                f"cgfm_does_not_generalise[{name}]",
+                f"CGFM does not carry over to held-out populations: its held-out W1 exceeds its train W1 ({name})",
+                Diff(te("CGFM"), tr("CGFM")),
+                ">",
+                0.0,
+                paper=ATANACKOVIC,
+            ),
+        ]
+        for k in cfg.ks:
+            if k != 10:
+                out.append(
+                    Claim(
+                        f"mfm_k{k}_beats_fm[{name}]",
+                        f"MFM with k = {k} also beats FM on held-out populations (W1, {name})",
+                        Diff(te(f"MFM k={k}"), te("FM")),
+                        "<",
+                        0.0,
+                        paper=ATANACKOVIC,
+                    )
+                )
+    return tuple(out)
+
+
+CLAIMS = _claims()
 
 
 def plot(figures_data: dict, name: str, cfg: MetaFmConfig):
@@ -419,12 +432,40 @@ def plot(figures_data: dict, name: str, cfg: MetaFmConfig):
     return fig
 
 
+STUDY = Study(
+    "meta_fm",
+    config=MetaFmConfig,
+    run=run,
+    claims=CLAIMS,
+    quick={
+        "ks": (0, 10),
+        "seeds": 1,
+        "steps": 600,
+        "points": 128,
+        "pool": 384,
+        "angles": 4,
+        "particle_train": 64,
+        "particle_test": 16,
+        "eval_train": 8,
+        "ode_steps": 20,
+    },
+    smoke={
+        "ks": (10,),
+        "noises": (0.25,),
+        "steps": 40,
+        "points": 32,
+        "pool": 96,
+        "angles": 2,
+        "particle_train": 16,
+        "particle_test": 8,
+        "eval_train": 4,
+        "ode_steps": 10,
+    },
+    validate=validate,
+    description="Meta flow matching on letters and interacting particles, against FM and CGFM.",
+)
 CONFIG = MetaFmConfig
-
-
-def main() -> None:
-    run(tyro.cli(MetaFmConfig))
-
+main = STUDY.main
 
 if __name__ == "__main__":
     main()

@@ -54,8 +54,11 @@ def _cifar_folder(path):
 def test_cifar10_refuses_cpu_and_has_the_published_size(tmp_path):
     _cifar_folder(tmp_path)
     if jax.default_backend() == "cpu":
-        with pytest.raises(SystemExit, match="GPU"):
-            cifar10.run(cifar10.CifarConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "out")))
+        with pytest.raises(ValueError, match="--allow-cpu.*GPU"):
+            cifar10.STUDY.execute(cifar10.CifarConfig(data_dir=str(tmp_path), out_dir=str(tmp_path / "out")))
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="--data-dir"):
+        cifar10.STUDY.execute(cifar10.CifarConfig(data_dir=str(tmp_path / "nowhere"), allow_cpu=True))
     # the full recipe's network has the published size (about 36M parameters)
     full = jax.eval_shape(lambda: cifar10.jf.nn.init_unet(jax.random.key(0), cifar10.jf.nn.UNet.cifar10(), (32, 32, 3)))
     n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(full))
@@ -78,10 +81,11 @@ def test_cifar10_tiny_run(tmp_path):
         tiny=True,
         progress=False,
     )
-    res = cifar10.run(cfg)
+    cifar10.STUDY.execute(cfg)
+    res = json.loads((tmp_path / "out" / "metrics.json").read_text())["data"]
     assert (tmp_path / "out" / "samples.png").exists() and np.isfinite(res["final_loss"])
     # a restart resumes from the final checkpoint: nothing is trained again, the metrics log has each step once
-    cifar10.run(cfg)
+    cifar10.STUDY.execute(cfg)
     lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines]
     assert steps == sorted(set(steps)) and steps[-1] == 4

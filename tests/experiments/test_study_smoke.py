@@ -7,10 +7,12 @@ import pytest
 from experiments.pipeline import check_record, studies
 
 STUDIES = studies()
+# cifar10 reads a local CIFAR-10 folder: test_image_experiments.py runs it end to end on a generated one
+SMOKE = sorted(set(STUDIES) - {"cifar10"})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(STUDIES))
+@pytest.mark.parametrize("name", SMOKE)
 def test_study_runs_at_smoke_size_and_passes_check(name, tmp_path):
     study = STUDIES[name]
     folder = study.execute(study.configure(quick=True, **study.smoke, out_dir=str(tmp_path), progress=False))

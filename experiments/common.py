@@ -1,10 +1,8 @@
-"""What every study shares: a base config, flag validation, claims, and one atomic `write_results`.
+"""What every study shares: the base config, flag validation, training and picture helpers, formatting and fits.
 
-A study is a frozen dataclass config (subclass `StudyConfig`) plus a `run(cfg)` that composes jaxflow objects and ends
-with `write_results(cfg, metrics, table, figures, claims)`. Nothing is written until the run has finished, and every
-file is written to a temporary name and renamed into place, so an interrupted or failed run never leaves a
-half-written or overwritten result. Figures are `matplotlib.figure.Figure` objects built without pyplot, so importing
-or running a study never switches the user's matplotlib backend (in Colab the figures display inline as usual).
+The pipeline (`experiments.pipeline`) owns running, judging claims (`experiments.claims`) and writing results.
+Figures are `matplotlib.figure.Figure` objects built without pyplot, so importing or running a study never switches
+the user's matplotlib backend (in Colab the figures display inline as usual).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import dataclasses
 import json
 import math
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,27 +31,10 @@ class StudyConfig:
     seed: int = 0
     out_dir: str = "results/study"
     quick: bool = False
-    """A short version of the protocol (minutes on a 2-core CPU), written under <out_dir>/quick."""
+    """`--quick`: the study's short version (minutes on a 2-core CPU; explicit flags win over it), written under
+    results/<study>/quick."""
     progress: bool = True
     """Progress bars (they update rarely when the output is not a terminal)."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim of a paper that a study tests: the claim in words, the paper's number (or None), ours, and whether
-    it holds on our measurement."""
-
-    claim: str
-    paper: Any
-    measured: Any
-    holds: bool
-    note: str = ""
-
-    def asdict(self) -> dict:
-        d = {"claim": self.claim, "paper": self.paper, "measured": self.measured, "holds": bool(self.holds)}
-        if self.note:
-            d["note"] = self.note
-        return d
 
 
 # ---- validation of flags (before anything is compiled) ----
@@ -134,12 +115,6 @@ def versions() -> dict:
     return out
 
 
-def results_dir(path: str) -> Path:
-    p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def _jsonable(obj):
     if isinstance(obj, np.ndarray | np.generic):
         return obj.tolist()
@@ -154,16 +129,6 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(Path(path), json.dumps(obj, indent=2, default=_jsonable).encode())
 
 
-def claims_table(claims: Iterable[Claim | Mapping]) -> str:
-    rows = []
-    for c in claims:
-        d = c.asdict() if hasattr(c, "asdict") else dict(c)
-        rows.append([d["claim"], _fmt(d["paper"]), _fmt(d["measured"]), "yes" if d["holds"] else "**no**"])
-    if not rows:
-        return ""
-    return "## Claims\n\n" + markdown_table(["claim", "paper", "measured", "holds"], rows)
-
-
 def _fmt(v) -> str:
     if v is None:
         return "—"
@@ -174,42 +139,6 @@ def _fmt(v) -> str:
     if isinstance(v, list | tuple):
         return ", ".join(_fmt(x) for x in v)
     return str(v)
-
-
-def write_results(
-    cfg: Any,
-    metrics: Mapping,
-    table: str,
-    figures: Mapping[str, Any] | None = None,
-    claims: Iterable[Claim | Mapping] = (),
-    *,
-    run_versions: Mapping | None = None,
-) -> Path:
-    """Write <out_dir>/metrics.json (config, versions, results, claims), table.md (the table, then the claims) and
-    one PNG per figure, each atomically. Call it once, when the run has finished. Returns the folder.
-    `run_versions`: the versions of the run that produced `metrics` (when refreshing an earlier run)."""
-    out = results_dir(cfg.out_dir)
-    claims = [c.asdict() if hasattr(c, "asdict") else dict(c) for c in claims]
-    for c in claims:
-        missing = {"claim", "paper", "measured", "holds"} - set(c)
-        if missing:
-            raise ValueError(f"a claim lacks {sorted(missing)}: {c}")
-    payload = {
-        "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg),
-        "versions": dict(run_versions) if run_versions is not None else versions(),
-        "results": dict(metrics),
-        "claims": claims,
-    }
-    for name, fig in (figures or {}).items():
-        import io
-
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        atomic_write_bytes(out / f"{name}.png", buf.getvalue())
-    write_json(out / "metrics.json", payload)
-    text = table.rstrip() + "\n\n" + claims_table(claims)
-    atomic_write_bytes(out / "table.md", text.rstrip().encode() + b"\n")
-    return out
 
 
 def figure(**kwargs):
@@ -250,61 +179,3 @@ def loglog_slope(ns, errs) -> tuple[float, float]:
     """Slope of log errs on log ns with its 95% interval half-width."""
     slope, ci, _ = fit_line(np.log(np.asarray(ns, float)), np.log(np.asarray(errs, float)))
     return slope, ci
-
-
-def _results_of(payload: Mapping) -> dict:
-    rest = {k: v for k, v in payload.items() if k not in ("config", "versions", "claims")}
-    return rest["results"] if set(rest) == {"results"} else rest
-
-
-def refresh(study: str, out_dir: str | None = None) -> Path:
-    """Rebuild the claims of an earlier run from its metrics.json without re-running it: metrics.json gets the
-    `claims` list and table.md its claims section (the study's table and figures are kept). The study module defines
-    `CONFIG` (its config class) and `claims(results, cfg)`; `make_table(results, cfg)` when it can rebuild its
-    table from the results. Run as `python -m experiments.common refresh <study> [out_dir]`."""
-    import importlib
-
-    module = importlib.import_module(f"experiments.{study}")
-    folder = Path(out_dir or f"results/{study}")
-    payload = json.loads((folder / "metrics.json").read_text())
-    fields = {f.name for f in dataclasses.fields(module.CONFIG)}
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in fields}
-    cfg = dataclasses.replace(module.CONFIG(**config), out_dir=str(folder), quick=False)
-    results = _results_of(payload)
-    if hasattr(module, "make_table"):
-        table = module.make_table(results, cfg)
-    else:
-        table = (folder / "table.md").read_text().split("\n## Claims\n")[0]
-    return write_results(cfg, results, table, None, module.claims(results, cfg), run_versions=payload.get("versions"))
-
-
-def study(name: str, quick=None):
-    """Decorator turning a study's body `body(cfg) -> results` (which writes its own table and metrics) into its
-    `run(cfg)`: after the body, the paper's claims are added to the results (`finish`). `quick(cfg)` gives the config
-    a `--quick` run actually used (its out_dir)."""
-    import functools
-
-    def wrap(body):
-        @functools.wraps(body)
-        def run(cfg):
-            out = body(cfg)
-            finish(name, quick(cfg) if cfg.quick and quick is not None else cfg)
-            return out
-
-        return run
-
-    return wrap
-
-
-def finish(study: str, cfg: Any) -> Path:
-    """Called at the end of a study's `run` after it has written its own table and metrics: adds the claims."""
-    return refresh(study, cfg.out_dir)
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) >= 3 and sys.argv[1] == "refresh":
-        print(refresh(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
-    else:
-        raise SystemExit("usage: python -m experiments.common refresh <study> [out_dir]")

@@ -39,7 +39,7 @@ class ReflowCoupling(Coupling):
     velocity: Callable = eqx.field(static=True)
     params: Any
     solver: Any = "dopri5"
-    steps: int = eqx.field(static=True, default=100)
+    steps: int | None = eqx.field(static=True, default=None)
     stepsize_controller: Any = None
     conditional: bool = eqx.field(static=True, default=False)
 
@@ -84,7 +84,7 @@ def reflow_pairs(
     *,
     labels: jax.Array | None = None,
     solver: diffrax.AbstractSolver | str = "dopri5",
-    steps: int = 100,
+    steps: int | None = None,
     chunk: int = 4096,
     rtol: float = 1e-5,
     atol: float = 1e-5,

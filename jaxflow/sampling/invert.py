@@ -47,7 +47,7 @@ def invert_ode(
     params=None,
     cond=None,
     solver="dopri5",
-    steps: int = 100,
+    steps: int | None = None,
     t0: float = 0.0,
     t1: float = 1.0,
     rtol: float = 1e-5,

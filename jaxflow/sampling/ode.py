@@ -54,7 +54,7 @@ def sample(
     params=None,
     cond=None,
     solver: diffrax.AbstractSolver | str = "euler",
-    steps: int = 100,
+    steps: int | None = None,
     t0: float | jax.Array = 0.0,
     t1: float | jax.Array = 1.0,
     grid: jax.Array | None = None,
@@ -73,9 +73,10 @@ def sample(
     velocity: `v(t, x)` with x [B, ...]; or, when `params` is given, the model boundary `v(params, t, x, cond)`.
       Its output must have x's shape and dtype (checked once at trace time).
     solver: any `diffrax.AbstractSolver` instance (e.g. `diffrax.Ralston()`, `diffrax.Tsit5()`, a user subclass of
-      `diffrax.AbstractERK`), or a shorthand from `SOLVER_NAMES`. Fixed steps: `steps` uniform steps or the explicit
-      time `grid` [N+1] from t0 to t1. Adaptive: pass `stepsize_controller` (e.g. `diffrax.PIDController`); the
-      adaptive shorthands (`tsit5`, `dopri5`, ...) default to a PID controller with `rtol`, `atol`, `pcoeff`, `icoeff`.
+      `diffrax.AbstractERK`), or a shorthand from `SOLVER_NAMES` (a name behaves exactly as its object). Step control:
+      an explicit `stepsize_controller` wins; then the time `grid` [N+1] from t0 to t1; then `steps` uniform steps;
+      otherwise a solver with an embedded error estimate (Heun, Tsit5, Dopri5, ...) runs under a PID controller with
+      `rtol`, `atol`, `pcoeff`, `icoeff`, and one without (Euler) takes 100 uniform steps.
     adjoint: passed to diffeqsolve (default: diffrax's recursive checkpointing). `params` reach the solver as
       diffrax's `args`, so `diffrax.BacksolveAdjoint()` differentiates them; it cannot differentiate values a
       `v(t, x)` closure captures (a diffrax limitation): pass those as `params`.
@@ -88,7 +89,8 @@ def sample(
     x0 = check_array(x0, "x0")
     if x0.ndim < 1:
         raise ValueError(f"x0 must have a batch axis, shape [B, ...], got shape {x0.shape}")
-    check_count(steps, "steps")
+    if steps is not None:
+        check_count(steps, "steps")
     check_interval(t0, t1)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")

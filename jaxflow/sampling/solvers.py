@@ -2,9 +2,11 @@
 
 Every sampler (`sample`, `sample_sde`, `log_likelihood`) takes `solver=` as a `diffrax.AbstractSolver` instance (any
 built-in one, or a user subclass such as an `AbstractERK` with its own Butcher tableau) or as one of the names in
-`SOLVER_NAMES`. A name also chooses the default step-size control: the adaptive shorthands (`tsit5`, `dopri5`,
-`dopri8`) get a PID controller with the sampler's `rtol`/`atol`; every other solver runs `steps` fixed
-steps unless a `stepsize_controller` is passed.
+`SOLVER_NAMES`; a name resolves to the object and nothing else. The step-size control is derived from the solver, the
+same for a name and its object: an explicit `stepsize_controller` wins; then an explicit time `grid`; then explicit
+`steps` (that many uniform steps); otherwise a solver with an embedded error estimate (a
+`diffrax.AbstractAdaptiveSolver`: Heun, Midpoint, Ralston, RK4, Tsit5, Dopri5, ...) gets a PID controller with the
+sampler's `rtol`/`atol`, and one without (Euler) runs `DEFAULT_STEPS` uniform steps.
 
 The number of function evaluations (NFE) is counted, not looked up: `evaluation_counts` runs a tiny probe problem
 through `diffrax.diffeqsolve` with the same solver, counting vector-field calls with a host callback, and fits
@@ -46,38 +48,46 @@ class RK4(diffrax.AbstractERK):
         return 4
 
 
-# shorthand -> (factory, adaptive by default)
-SOLVER_NAMES: dict[str, tuple[Callable[[], diffrax.AbstractSolver], bool]] = {
-    "euler": (diffrax.Euler, False),
-    "heun": (diffrax.Heun, False),
-    "midpoint": (diffrax.Midpoint, False),
-    "ralston": (diffrax.Ralston, False),
-    "rk4": (RK4, False),
-    "tsit5": (diffrax.Tsit5, True),
-    "dopri5": (diffrax.Dopri5, True),
-    "dopri8": (diffrax.Dopri8, True),
+# shorthand -> factory of the solver object
+SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {
+    "euler": diffrax.Euler,
+    "heun": diffrax.Heun,
+    "midpoint": diffrax.Midpoint,
+    "ralston": diffrax.Ralston,
+    "rk4": RK4,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
 }
+DEFAULT_STEPS = 100  # uniform steps of a solver without an error estimate when no steps, grid or controller is given
 SDE_SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {"euler": diffrax.Euler, "heun": diffrax.Heun}
 
 
+def has_error_estimate(solver: diffrax.AbstractSolver) -> bool:
+    """Whether the solver carries an embedded error estimate (so an adaptive controller can drive it)."""
+    return isinstance(solver, diffrax.AbstractAdaptiveSolver)
+
+
 def resolve_solver(solver, names=None) -> tuple[diffrax.AbstractSolver, bool]:
-    """(solver object, adaptive-by-default) from a diffrax solver or a shorthand name."""
-    if isinstance(solver, diffrax.AbstractSolver):
-        return solver, False
+    """(solver object, whether it has an embedded error estimate) from a diffrax solver or a shorthand name; a name
+    and its object give the same pair."""
     if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
         raise TypeError(f"pass a solver instance, e.g. solver={solver.__name__}(), not the class")
-    table = SOLVER_NAMES if names is None else names
-    if isinstance(solver, str) and solver in table:
-        entry = table[solver]
-        return (entry[0](), entry[1]) if isinstance(entry, tuple) else (entry(), False)
-    raise ValueError(f"unknown solver {solver!r}; pass a diffrax.AbstractSolver instance or one of {sorted(table)}")
+    if not isinstance(solver, diffrax.AbstractSolver):
+        table = SOLVER_NAMES if names is None else names
+        if not (isinstance(solver, str) and solver in table):
+            raise ValueError(
+                f"unknown solver {solver!r}; pass a diffrax.AbstractSolver instance or one of {sorted(table)}"
+            )
+        solver = table[solver]()
+    return solver, has_error_estimate(solver)
 
 
 def resolve_controller(
     solver_adaptive: bool,
     stepsize_controller,
     *,
-    steps: int,
+    steps: int | None,
     grid,
     t0: float,
     t1: float,
@@ -86,14 +96,15 @@ def resolve_controller(
     pcoeff: float = 0.0,
     icoeff: float = 1.0,
 ):
-    """(controller, dt0) for diffeqsolve: an explicit controller wins; then a time grid; then the name's default."""
+    """(controller, dt0) for diffeqsolve: an explicit controller wins; then a time grid; then explicit `steps`; then
+    a PID controller for a solver with an error estimate, or `DEFAULT_STEPS` uniform steps for one without."""
     if stepsize_controller is not None:
         if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
             raise TypeError(
                 f"stepsize_controller must be a diffrax.AbstractStepSizeController, got {type(stepsize_controller)}"
             )
         if isinstance(stepsize_controller, diffrax.ConstantStepSize):
-            return stepsize_controller, (t1 - t0) / steps
+            return stepsize_controller, (t1 - t0) / (DEFAULT_STEPS if steps is None else steps)
         if isinstance(stepsize_controller, diffrax.StepTo):
             return stepsize_controller, None
         return stepsize_controller, None
@@ -109,9 +120,12 @@ def resolve_controller(
             if np.any(d <= 0):
                 raise ValueError("grid must be strictly monotone from t0 to t1")
         return diffrax.StepTo(ts=grid), None
-    if solver_adaptive:
+    if steps is None and solver_adaptive:
+        for name, v in (("rtol", rtol), ("atol", atol)):
+            if not isinstance(v, jax.core.Tracer) and not (np.isfinite(float(v)) and float(v) > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
         return diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff), None
-    return diffrax.ConstantStepSize(), (t1 - t0) / steps
+    return diffrax.ConstantStepSize(), (t1 - t0) / (DEFAULT_STEPS if steps is None else steps)
 
 
 def check_interval(t0, t1) -> None:

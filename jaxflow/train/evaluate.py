@@ -46,7 +46,7 @@ def make_evaluator(
     solver="dopri5",
     rtol: float = 1e-4,
     atol: float = 1e-4,
-    steps: int = 100,
+    steps: int | None = None,
     out_dir: str | os.PathLike | None = None,
 ) -> Callable[[TrainState], dict]:
     """`eval_fn(state)`: sample `num_samples` points from `source(key, n)` through the model (EMA parameters when

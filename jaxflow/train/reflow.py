@@ -54,7 +54,7 @@ class RectifiedFlow:
     steps: int = 2000
     num_pairs: int = 10_000
     solver: Any = "dopri5"
-    solver_steps: int = 100
+    solver_steps: int | None = None
     warm_start: bool = True
     steps_per_call: int = 200
     ema_decay: float = 0.999

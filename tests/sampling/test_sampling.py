@@ -75,6 +75,35 @@ def test_object_solver_with_a_pid_controller(solver):
     np.testing.assert_allclose(out.x, x0 * np.exp(-1.5), rtol=2e-5)
 
 
+@pytest.mark.parametrize("name", sorted(SOLVER_NAMES))
+def test_a_shorthand_and_its_object_behave_alike(name):
+    """The same step control for a name and its object: PID for a solver with an embedded error estimate (unless steps
+    are given), uniform steps otherwise; same samples, same NFE."""
+    v, calls = _counted_pendulum()
+    x0 = jnp.ones((3, 2))
+    by_name = jf.sample(v, x0, solver=name, rtol=1e-6, atol=1e-6)
+    by_object = jf.sample(v, x0, solver=SOLVER_NAMES[name](), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(by_name.x, by_object.x)
+    assert int(by_name.nfe) == int(by_object.nfe)
+    adaptive = isinstance(SOLVER_NAMES[name](), diffrax.AbstractAdaptiveSolver)
+    reference = jf.sample(v, x0, solver="dopri8", rtol=1e-10, atol=1e-10).x
+    if adaptive:
+        # the controller picks the steps: not the 100 uniform ones, and the tolerance is met (the pendulum is stiff
+        # enough that 100 uniform steps of a low-order method miss it by far more)
+        assert int(by_name.num_steps) != 100
+        np.testing.assert_allclose(by_name.x, reference, atol=1e-3)
+    else:
+        assert int(by_name.num_steps) == 100
+    fixed = jf.sample(v, x0, solver=SOLVER_NAMES[name](), steps=17)
+    assert int(fixed.num_steps) == 17  # explicit steps win over the error estimate
+
+
+def test_adaptive_tolerances_must_be_positive():
+    for bad in (-1e-5, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="rtol"):
+            jf.sample(_linear, jnp.ones((1, 2)), solver="dopri5", rtol=bad)
+
+
 @pytest.mark.parametrize("solver", ["tsit5", "dopri5", "dopri8"])
 def test_adaptive_accuracy(solver):
     x0 = jnp.array([[1.0, -2.0]])

@@ -4,7 +4,7 @@ Rooms: paths, couplings, losses, nn, sampling, ot, dynamics, metrics, data, shap
 """
 
 from jaxflow import couplings, data, dynamics, losses, metrics, nn, ot, paths, sampling, shapes, train
-from jaxflow.sampling import SampleOutput, sample
+from jaxflow.sampling import SampleOutput, log_likelihood, sample, sample_sde
 
 __version__ = "0.1.0"
 __all__ = [
@@ -12,12 +12,14 @@ __all__ = [
     "couplings",
     "data",
     "dynamics",
+    "log_likelihood",
     "losses",
     "metrics",
     "nn",
     "ot",
     "paths",
     "sample",
+    "sample_sde",
     "sampling",
     "shapes",
     "train",

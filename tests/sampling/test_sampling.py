@@ -183,3 +183,14 @@ def test_non_finite_velocity_is_reported(solver):
         jf.sample(v, jnp.ones((2, 2)), solver=solver, steps=8)
     out = jf.sample(v, jnp.ones((2, 2)), solver="euler", steps=8, throw=False)  # the caller asked to check
     assert not bool(jnp.all(jnp.isfinite(out.x)))
+
+
+def test_top_level_entry_points():
+    """The most used entry points at the top, as diffrax has them: the same objects as in their room."""
+    assert jf.sample is jf.sampling.sample
+    assert jf.sample_sde is jf.sampling.sample_sde
+    assert jf.log_likelihood is jf.sampling.log_likelihood
+    assert list(jf.__all__) == sorted(jf.__all__)
+    x = jnp.zeros((4, 2))
+    out = jf.log_likelihood(lambda t, y: jnp.zeros_like(y), x, solver="euler", steps=2)
+    np.testing.assert_allclose(out.log_prob, -np.log(2 * np.pi), rtol=1e-6)  # N(0, I) at 0 in 2-D

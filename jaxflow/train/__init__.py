@@ -3,6 +3,7 @@
 from jaxflow.train.data import ArraySource, IteratorSource, Prefetch
 from jaxflow.train.evaluate import flow_quality, make_evaluator
 from jaxflow.train.loop import (
+    CheckpointMismatchError,
     ConfigMismatchError,
     MetricsLog,
     checkpoint_manager,
@@ -36,6 +37,7 @@ __all__ = [
     "DATA_AXIS",
     "Ema",
     "EmaState",
+    "CheckpointMismatchError",
     "ConfigMismatchError",
     "MetricsLog",
     "NonFiniteLossError",

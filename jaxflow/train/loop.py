@@ -3,8 +3,12 @@
 Reliability contract (each part has a test that fails without it, tests/train/test_train.py and test_faults.py):
 - resume: a run restarted on the same `checkpoint_dir` continues from the newest readable checkpoint and executes
   only the steps after it;
-- damage: a checkpoint that cannot be read, or whose content does not match the checksum stored beside it, is skipped
-  with a warning naming it, and the next older kept checkpoint is used;
+- damage: a checkpoint that cannot be read, or whose content does not match the checksum stored beside it, is moved
+  aside to `<step>.damaged` (never deleted) with a warning naming it, and the next older kept checkpoint is used; the
+  resumed run saves at that step again;
+- mismatch: a checkpoint of another model or optimizer (its tree structure, shapes or dtypes differ from the state
+  given to `fit`) is not damage: `CheckpointMismatchError` names what differs, and nothing on disk is touched;
+- past the end: resuming a directory whose checkpoint is already past `num_steps` warns and trains nothing;
 - configuration: the `config` passed to `fit` is stored with every checkpoint; resuming with a different one raises
   `ConfigMismatchError` (naming the differing keys) unless `allow_config_change=True`;
 - log: `metrics.jsonl` is appended one whole line per write (a single `write` of the line and its newline, flushed
@@ -20,6 +24,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +44,11 @@ logger = logging.getLogger("jaxflow.train")
 
 class ConfigMismatchError(ValueError):
     """Raised when a run resumes a checkpoint written under a different configuration."""
+
+
+class CheckpointMismatchError(ValueError):
+    """Raised when a checkpoint belongs to another model or optimizer: its tree structure, shapes or dtypes differ
+    from the state the run starts from. Nothing is deleted or overwritten."""
 
 
 class MetricsLog:
@@ -146,9 +156,55 @@ def canonical_config(config) -> dict | None:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
+def tree_signature(state) -> list[list[str]]:
+    """[path, shape, dtype] of every leaf: what a checkpoint must share with the state that resumes it."""
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        shape = getattr(leaf, "shape", ())
+        dtype = getattr(leaf, "dtype", type(leaf).__name__)
+        out.append([jax.tree_util.keystr(path), str(tuple(int(d) for d in shape)), str(dtype)])
+    return out
+
+
+def _signature_diff(stored: list, given: list, limit: int = 4) -> list[str]:
+    s, g = {p: (sh, dt) for p, sh, dt in stored}, {p: (sh, dt) for p, sh, dt in given}
+    out = [f"{p}: only in the checkpoint" for p in s if p not in g]
+    out += [f"{p}: only in the new state" for p in g if p not in s]
+    out += [
+        f"{p}: {s[p][0]} {s[p][1]} in the checkpoint, {g[p][0]} {g[p][1]} now" for p in s if p in g and s[p] != g[p]
+    ]
+    return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
+
+
 def save_checkpoint(manager: ocp.CheckpointManager, step: int, state, config=None) -> None:
-    meta = {"step": int(step), "checksum": state_checksum(state), "config": canonical_config(config)}
+    meta = {
+        "step": int(step),
+        "checksum": state_checksum(state),
+        "config": canonical_config(config),
+        "tree": tree_signature(state),
+    }
     manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+
+def _read_meta(manager, step) -> dict | None:
+    """The JSON metadata written beside a checkpoint (None when it cannot be read)."""
+    try:
+        return json.loads((Path(manager.directory) / str(step) / "meta" / "metadata").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _move_aside(manager, step) -> Path:
+    """Rename a damaged checkpoint folder to `<step>.damaged` (`.damaged.<n>` if taken); returns the new path."""
+    src = Path(manager.directory) / str(step)
+    dst = src.with_name(f"{step}.damaged")
+    n = 1
+    while dst.exists():
+        dst = src.with_name(f"{step}.damaged.{n}")
+        n += 1
+    os.replace(src, dst)
+    manager.reload()
+    return dst
 
 
 def _restore_one(manager, step, template):
@@ -177,22 +233,36 @@ def restore_latest(
 ) -> TrainState | None:
     """The newest readable checkpoint, or None when there is none.
 
-    Checkpoints are tried newest first; one that fails to load or whose checksum does not match is skipped with a
-    warning. A stored configuration that differs from `config` raises `ConfigMismatchError` unless
-    `allow_config_change`.
+    Checkpoints are tried newest first. One whose stored tree (paths, shapes, dtypes) differs from `template` belongs
+    to another model or optimizer: `CheckpointMismatchError`, nothing touched. One that fails to load or whose checksum
+    does not match is moved aside to `<step>.damaged` with a warning. A stored configuration that differs from
+    `config` raises `ConfigMismatchError` unless `allow_config_change`.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     given = canonical_config(config)
+    signature = tree_signature(template)
     for step in steps:
+        stored_meta = _read_meta(manager, step)
+        if stored_meta is not None and stored_meta.get("tree") is not None:
+            diff = _signature_diff(stored_meta["tree"], signature)
+            if diff:
+                raise CheckpointMismatchError(
+                    f"checkpoint {step} in {manager.directory} holds another model or optimizer state: "
+                    + "; ".join(diff)
+                    + ". Nothing was changed on disk: resume with the same model and optimizer, or use another "
+                    "checkpoint_dir."
+                )
         try:
             state, meta = _restore_one(manager, step, template)
         except Exception as e:  # noqa: BLE001 - any failure to read means: damaged, try the next older one
+            moved = _move_aside(manager, step)
             logger.warning(
-                "checkpoint %d in %s is unreadable (%s: %s); trying an older one",
+                "checkpoint %d in %s is unreadable (%s: %s); moved aside to %s, trying an older one",
                 step,
                 manager.directory,
                 type(e).__name__,
                 str(e).splitlines()[0][:200] if str(e) else "",
+                moved.name,
             )
             continue
         diff = _config_diff(meta.get("config"), given)
@@ -269,6 +339,12 @@ def fit(
             restored = restore_latest(manager, state, config=config, allow_config_change=allow_config_change)
             state = restored if restored is not None else state
         start = int(np.max(jax.device_get(state.step)))
+        if start > num_steps:
+            warnings.warn(
+                f"fit: the state is at step {start}, past num_steps={num_steps} (from checkpoint_dir="
+                f"{checkpoint_dir}): nothing is trained and the step-{start} state is returned",
+                stacklevel=2,
+            )
         if isinstance(batches_fn, Prefetch) and batches_fn.total is None:
             batches_fn.total = num_steps
         if hasattr(step_fn, "total"):  # an overlapped step: draw no chunk past the end

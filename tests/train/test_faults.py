@@ -220,3 +220,64 @@ def test_only_unreadable_checkpoints_start_from_scratch(tmp_path, caplog):
         fit(state, counter, 20, steps_per_call=10, checkpoint_dir=ck, progress=False)
     assert counter.executed == 20 and "no readable checkpoint" in caplog.text
     assert bool(jnp.isfinite(state.step))
+
+
+def _setup_other(hidden=(8, 8), optimizer=None):
+    mod = MLPVelocity(out_dim=2, hidden=hidden)
+    loss = jf.losses.cfm_loss(velocity_fn(mod))
+    opt = optimizer or optax.adam(1e-3)
+
+    def data(k):
+        k0, k1 = jax.random.split(k)
+        return {"x0": jax.random.normal(k0, (16, 2)), "x1": 2.0 + jax.random.normal(k1, (16, 2))}
+
+    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    return state, make_train_step(loss, opt, data_fn=data)
+
+
+def _snapshot(ck):
+    return {p.relative_to(ck).as_posix(): p.read_bytes() for p in sorted(ck.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [({"hidden": (16, 8)}, "Dense_0"), ({"optimizer": optax.sgd(1e-3)}, "opt_state")],
+)
+def test_a_checkpoint_of_another_model_or_optimizer_is_refused_and_kept(tmp_path, other, named):
+    """Resuming with another width or another optimizer is a mismatch, not damage: it raises, naming what differs,
+    and every checkpoint stays as it was (none deleted, none replaced)."""
+    from jaxflow.train import CheckpointMismatchError
+
+    state, step = _setup()
+    ck = tmp_path / "ck"
+    fit(state, step, 40, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=10, progress=False)
+    before = _snapshot(ck)
+    assert _steps(ck) == [20, 30, 40]
+    state2, step2 = _setup_other(**other)
+    counter = Counter(step2)
+    with pytest.raises(CheckpointMismatchError, match=named):
+        fit(state2, counter, 100, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=10, progress=False)
+    assert counter.executed == 0 and _snapshot(ck) == before
+
+
+def test_a_damaged_checkpoint_is_moved_aside_and_its_step_saved_again(tmp_path, reference):
+    state, step = _setup()
+    ck = tmp_path / "ck"
+    fit(state, step, 60, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20, progress=False)
+    _damage(ck / "60", "truncated")
+    damaged = _snapshot(ck / "60")
+    resumed, _ = fit(state, step, 60, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=20, progress=False)
+    assert (ck / "60.damaged").is_dir() and _snapshot(ck / "60.damaged") == damaged  # kept, not deleted
+    assert _steps(ck) == [20, 40, 60]  # step 60 saved again, readable
+    again, _ = fit(state, Counter(step), 60, steps_per_call=10, checkpoint_dir=ck, progress=False)
+    _params_equal(again, resumed)
+
+
+def test_resuming_past_the_end_warns_and_trains_nothing(tmp_path):
+    state, step = _setup()
+    ck = tmp_path / "ck"
+    fit(state, step, 40, steps_per_call=10, checkpoint_dir=ck, checkpoint_every=10, progress=False)
+    counter = Counter(step)
+    with pytest.warns(UserWarning, match="step 40, past num_steps=20"):
+        out, _ = fit(state, counter, 20, steps_per_call=10, checkpoint_dir=ck, progress=False)
+    assert counter.executed == 0 and int(out.step) == 40

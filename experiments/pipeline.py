@@ -445,8 +445,9 @@ def ledger(root: Path = RESULTS, head: str | None = "HEAD", registry: Mapping[st
         "",
     ]
     counts = {"holds": 0, "does not hold": 0, "not measured": 0, "stale": 0, "not run": 0}
-    body = []
+    body, summary_rows = [], []
     for name, study in registry.items():
+        before = dict(counts)
         path = Path(root) / name / "metrics.json"
         f = findings.get(str(path))
         body += [f"## {name}", ""]
@@ -483,6 +484,22 @@ def ledger(root: Path = RESULTS, head: str | None = "HEAD", registry: Mapping[st
             rows.append([f"{c.text}{sel} `{c.id}`", paper, rule_text(d), ours, status])
         if rows:
             body.append(markdown_table(["claim", "paper", "rule", "ours [95% interval]", "verdict"], rows))
+        got = {k: counts[k] - before[k] for k in counts}
+        if f is not None and f.record is not None and f.record.get("schema") == SCHEMA:
+            p = f.record["provenance"]
+            run = f"`{(p['commit'] or '?')[:7]}`, {p['seeds']} seed(s)" + (" (stale)" if f.stale else "")
+        else:
+            run = "not yet"
+        summary_rows.append(
+            [
+                f"[{name}](#{name.replace('_', '_')})",
+                run,
+                len(study.claims),
+                got["holds"],
+                got["does not hold"],
+                got["not run"] + got["stale"] + got["not measured"],
+            ]
+        )
     legacy = legacy_studies()
     if legacy:
         body += [
@@ -495,6 +512,12 @@ def ledger(root: Path = RESULTS, head: str | None = "HEAD", registry: Mapping[st
         ]
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     lines += [f"**{sum(counts.values())} claims**: {summary}.", ""]
+    lines.append(
+        markdown_table(
+            ["study", "full run on the pipeline", "claims", "hold", "do not hold", "not run, stale or not measured"],
+            summary_rows,
+        )
+    )
     return "\n".join(lines + body).rstrip() + "\n"
 
 

@@ -492,7 +492,7 @@ def ledger(root: Path = RESULTS, head: str | None = "HEAD", registry: Mapping[st
             run = "not yet"
         summary_rows.append(
             [
-                f"[{name}](#{name.replace('_', '_')})",
+                f"[{name}](#{name})",
                 run,
                 len(study.claims),
                 got["holds"],

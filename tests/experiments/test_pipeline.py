@@ -178,6 +178,8 @@ def test_the_ledger_lists_every_declared_claim_with_its_verdict(tmp_path, monkey
     assert "0.5 (Nobody 2026)" in text and "[table](results/coin/table.md)" in text
     rows = [line for line in text.splitlines() if line.startswith("| a ")]
     assert len(rows) == 2 and "does not hold" in rows[1]
+    summary = next(line for line in text.splitlines() if line.startswith("| [coin](#coin)"))
+    assert summary.split("|")[3:7] == [" 3 ", " 2 ", " 1 ", " 0 "]  # claims, hold, do not hold, not run
 
 
 def test_a_failing_run_writes_nothing(tmp_path):

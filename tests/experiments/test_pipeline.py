@@ -171,6 +171,8 @@ def test_the_cli_check_exits_nonzero_on_an_edited_verdict(tmp_path, monkeypatch)
 
 def test_the_ledger_lists_every_declared_claim_with_its_verdict(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "legacy_studies", lambda: [])
+    clean = {**pipeline.git_state(), "dirty": False}  # as from a committed tree, whatever this checkout's state
+    monkeypatch.setattr(pipeline, "git_state", lambda: clean)
     text = ledger(tmp_path, registry=REGISTRY)
     assert "not run" in text and "a_above_b" in text
     run_coin(tmp_path)

@@ -113,7 +113,22 @@ def section(res: dict | None, study: dict | None = None) -> str:
         "(compile excluded). Teacher: the 1-RF (I-CFM) MLP of the few-step study, rtol = atol = 1e-5; one jump: a "
         "flow-map MLP of the same width.\n"
     )
-    if study is not None:
+    if study is not None and study.get("schema") == 2:  # a result of the study pipeline: its declared claims
+        rows = [
+            [
+                c["text"],
+                f"{c['verdict']['estimate']:.3g}" if c["verdict"]["estimate"] is not None else "—",
+                c["verdict"]["status"],
+            ]
+            for c in study["claims"]
+            if c["id"].startswith("some_one_step_near_teacher")
+        ]
+        if rows:
+            kind = "quick run" if study["provenance"]["quick"] else "full run"
+            text += f"\nQuality goal (from results/few_step, {kind}; declared claims):\n\n" + markdown_table(
+                ["claim", "ratio to the teacher", "verdict"], rows
+            )
+    elif study is not None:
         best = next((c for c in study["claims"] if c["claim"].startswith("the best 1-NFE model")), None)
         if best is not None:
             goal = "met" if best["holds"] else "**not met**"

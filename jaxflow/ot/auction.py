@@ -23,9 +23,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array
+from jaxflow._checks import check_array, is_concrete
 
 
 class AuctionOutput(NamedTuple):
@@ -123,6 +124,10 @@ def auction_assignment(
         raise ValueError("cost is empty (B = 0)")
     if not scale > 1:
         raise ValueError(f"scale must be > 1, got {scale}")
+    if epsilon_final is not None and is_concrete(epsilon_final):
+        eps = np.asarray(epsilon_final, np.float64)
+        if not (np.all(np.isfinite(eps)) and np.all(eps > 0)):
+            raise ValueError(f"epsilon_final must be positive and finite, got {epsilon_final!r}")
     if not (isinstance(max_rounds, int) and max_rounds >= 1):
         raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
     if cost.ndim > 2:

@@ -59,6 +59,13 @@ class KineticOptimalScheduler(Scheduler):
             raise ValueError("snr and lam must be 1-D arrays of the same length (at least 2)")
         if np.any(snr < 0) or not np.all(np.isfinite(lam)):
             raise ValueError("snr must be >= 0 and lam finite")
+        # a Monte-Carlo estimate of λ strays past [0, 1] by its noise (seen: 1.0003 in float32); that is clipped below,
+        # a curve farther out comes from data that was not normalised
+        if np.any(lam < -0.01) or np.any(lam > 1.01):
+            raise ValueError(
+                f"lam must lie in [0, 1] (a separation curve λ(s) = E‖E[x1 | s x1 + ε]‖²/d of normalised data), got "
+                f"values in [{lam.min():.4g}, {lam.max():.4g}]: normalise the data to E‖x1‖²/d = 1 first"
+            )
         order = np.argsort(snr)
         th = np.append(np.arctan(snr[order]), np.pi / 2)
         lv = np.maximum.accumulate(np.clip(np.append(lam[order], 1.0), 0.0, 1.0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxflow._checks import is_concrete
 
@@ -21,6 +22,10 @@ def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | None) -> jax.
     """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian)."""
     if y.ndim < 2:
         raise ValueError(f"y must be [B, ...], got shape {y.shape}")
+    if y.shape[0] == 0 or jnp.size(y[0]) == 0:
+        raise ValueError(f"y is empty (shape {y.shape})")
+    if is_concrete(y) and not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError("y contains non-finite values (NaN or inf)")
     sigma = jnp.asarray(sigma, y.dtype)
     if is_concrete(sigma) and bool(jnp.any(sigma <= 0)):
         raise ValueError("sigma must be > 0")
@@ -31,8 +36,9 @@ def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | None) -> jax.
     g = jax.random.normal(k_u, y.shape, y.dtype)
     if D is None:
         return y + sig * g
-    if not (isinstance(D, int | float) and D > 0):
-        raise ValueError(f"D must be a positive number (or None for D = ∞), got {D!r}")
+    if isinstance(D, bool) or not (isinstance(D, int | float | np.integer | np.floating) and np.isfinite(D) and D > 0):
+        raise ValueError(f"D must be a positive finite number (or None for D = ∞), got {D!r}")
+    D = float(D)
     beta = jax.random.beta(k_r, n / 2.0, D / 2.0, (b,), dtype=y.dtype)
     beta = jnp.clip(beta, 0.0, 1.0 - jnp.finfo(y.dtype).eps)
     radius = jnp.sqrt(D) * jnp.sqrt(beta / (1.0 - beta))

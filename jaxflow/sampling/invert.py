@@ -130,6 +130,9 @@ def flowopt(
     y = check_array(y, "y")
     check_positive(step_size, "step_size")
     check_count(iterations, "iterations")
+    check_count(patience, "patience")
+    if proximity is not None:
+        check_count(proximity, "proximity")
     eta = jnp.asarray(step_size, y.dtype)
     if eta.ndim == 1:  # one step size per sample (e.g. from `step_size_bound`)
         if eta.shape[0] != y.shape[0]:

@@ -1,0 +1,54 @@
+"""Guards on the wave-2 entry points: each bad input below used to run (or clip) silently; now it is refused with a
+message naming the argument."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxflow as jf
+
+
+def test_pfgmpp_perturb_takes_numpy_integers_and_refuses_bad_input():
+    key, y = jax.random.key(0), jnp.ones((4, 3))
+    a = jf.paths.pfgmpp_perturb(key, y, 1.0, np.int64(128))
+    b = jf.paths.pfgmpp_perturb(key, y, 1.0, 128)
+    np.testing.assert_array_equal(a, b)  # the same draw as a Python int
+    for bad in (0, -3, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="D must be"):
+            jf.paths.pfgmpp_perturb(key, y, 1.0, bad)
+    with pytest.raises(ValueError, match="non-finite"):
+        jf.paths.pfgmpp_perturb(key, y.at[0, 0].set(jnp.nan), 1.0, 16)
+    with pytest.raises(ValueError, match="empty"):
+        jf.paths.pfgmpp_perturb(key, jnp.ones((0, 3)), 1.0, 16)
+
+
+def test_kinetic_optimal_scheduler_refuses_a_separation_curve_outside_zero_one():
+    s = np.linspace(0.0, 5.0, 20)
+    lam = s**2 / (1 + s**2)
+    jf.paths.KineticOptimalScheduler.from_separation(s, lam)  # a valid curve
+    with pytest.raises(ValueError, match="lam must lie in"):
+        jf.paths.KineticOptimalScheduler.from_separation(s, 1.4 * lam)
+
+
+def test_auction_refuses_a_non_positive_epsilon():
+    cost = jax.random.uniform(jax.random.key(0), (5, 5))
+    for bad in (-0.1, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="epsilon_final"):
+            jf.ot.auction_assignment(cost, epsilon_final=bad)
+    out = jf.ot.auction_assignment(cost, epsilon_final=1e-4)
+    assert bool(out.converged)
+
+
+def test_flowopt_refuses_zero_patience_and_proximity():
+    y = jnp.zeros((2, 3))
+    for kw in ({"patience": 0}, {"proximity": 0}, {"patience": -1}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            jf.sampling.flowopt(lambda z: z, y, y, **kw)
+
+
+def test_inversion_refuses_non_positive_tolerances():
+    with pytest.raises(ValueError, match="rtol"):
+        jf.sampling.invert_ode(lambda t, x: -x, jnp.ones((2, 2)), rtol=-1e-5)
+    with pytest.raises(ValueError, match="atol"):
+        jf.sample(lambda t, x: -x, jnp.ones((2, 2)), solver=jf.sampling.RK4(), atol=0.0)

@@ -88,6 +88,13 @@ def validate(cfg: FewStepConfig) -> None:
             jf.data.get_sampler(name)
     require(cfg.eval_samples >= 1000 or not cfg.digits, "eval_samples", cfg.eval_samples, "digits need >= 1000")
     require(all(0 <= t < 1 for t in cfg.sr_taus), "sr_taus", cfg.sr_taus, "each τ must lie in [0, 1)")
+    # the held-out split has 359 digits: the Fréchet distance of the reconstructions needs ≥ 1,000 of them
+    require(
+        not cfg.super_resolution or cfg.sr_draws >= 3,
+        "sr_draws",
+        cfg.sr_draws,
+        "super-resolution scores ≥ 1,000 reconstructions: at least 3 draws of the 359 held-out digits",
+    )
 
 
 # ---------------------------------------------------------------- problems
@@ -683,7 +690,6 @@ STUDY = Study(
         "hidden_2d": (32, 32),
         "hidden_digits": (64,),
         "steps_per_call": 30,
-        "sr_draws": 1,
     },
     validate=validate,
     description="Few-step generation: reflow, distillation, MeanFlow, shortcut models, one-step super-resolution.",

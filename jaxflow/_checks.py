@@ -1,8 +1,10 @@
 """Input validation shared by every room.
 
 Shape and dtype problems are caught at trace time (shapes are static). Value problems (non-finite entries, t outside
-[0, 1]) are caught when the array is concrete, i.e. when a function is called eagerly or at the boundary of a jitted
-program; inside `jit` the values are unknown and the check is skipped rather than silently wrong.
+[0, 1]) are caught when the array is concrete (eager calls) with a `ValueError`; under `jit`, `vmap` or `grad`, where
+the values are unknown at trace time, the same check is compiled into the program with `equinox.error_if` and fails
+at run time with an error carrying the same message (docs/conventions.md measures its cost). `TRACED_CHECKS = False`
+turns the compiled checks off (the eager ones stay).
 """
 
 from __future__ import annotations
@@ -13,10 +15,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+TRACED_CHECKS = True
+
 
 def is_concrete(x: Any) -> bool:
     """True when `x` holds values now (not a tracer inside jit/vmap/grad)."""
     return not isinstance(x, jax.core.Tracer)
+
+
+def traced_check(x: jax.Array, bad: jax.Array, message: str) -> jax.Array:
+    """`x`, with a run-time error `message` when `bad` (a traced boolean) is true: the check of a value that is only
+    known when the compiled program runs. The returned array must be used for the check to stay in the program."""
+    if not TRACED_CHECKS:
+        return x
+    import equinox as eqx
+
+    return eqx.error_if(x, bad, message)
 
 
 def check_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True) -> jax.Array:
@@ -31,8 +45,12 @@ def check_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None,
     if finite:
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise ValueError(f"{name} must have a floating dtype, got {x.dtype}")
-        if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
-            raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+        message = f"{name} contains non-finite values (NaN or inf)"
+        if is_concrete(x):
+            if not bool(np.all(np.isfinite(np.asarray(x)))):
+                raise ValueError(message)
+        else:
+            x = traced_check(x, jnp.logical_not(jnp.all(jnp.isfinite(x))), message)
     return x
 
 
@@ -53,6 +71,8 @@ def check_time(t: Any, name: str = "t") -> jax.Array:
         tv = np.asarray(t)
         if np.any(tv < 0.0) or np.any(tv > 1.0):
             raise ValueError(f"{name} must lie in [0, 1], got values in [{tv.min()}, {tv.max()}]")
+    else:
+        t = traced_check(t, jnp.any((t < 0) | (t > 1)), f"{name} must lie in [0, 1]")
     return t
 
 

@@ -52,3 +52,33 @@ def test_inversion_refuses_non_positive_tolerances():
         jf.sampling.invert_ode(lambda t, x: -x, jnp.ones((2, 2)), rtol=-1e-5)
     with pytest.raises(ValueError, match="atol"):
         jf.sample(lambda t, x: -x, jnp.ones((2, 2)), solver=jf.sampling.RK4(), atol=0.0)
+
+
+def _raises_under_jit(fn, *args, match):
+    with pytest.raises(Exception, match=match):  # equinox's run-time error, raised when the program runs
+        jax.block_until_ready(fn(*args))
+
+
+def test_value_checks_hold_under_jit_and_vmap():
+    """t outside [0, 1] and non-finite inputs are refused inside compiled programs too (they passed silently)."""
+    path = jf.paths.cond_ot_path()
+    x0, x1 = jnp.zeros((3, 2)), jnp.ones((3, 2))
+    sample = jax.jit(lambda t: path.sample(None, x0, x1, t).xt)
+    np.testing.assert_allclose(sample(jnp.array(0.5)), 0.5)
+    _raises_under_jit(sample, jnp.array(1.3), match=r"t must lie in \[0, 1\]")
+    loss = jf.losses.cfm_loss(lambda p, t, x, c: x)
+    per_row = jax.jit(jax.vmap(lambda x: loss(None, {"x1": x[None]}, jax.random.key(0))[0]))
+    assert np.all(np.isfinite(per_row(jnp.ones((2, 2)))))
+    _raises_under_jit(per_row, jnp.array([[0.0, jnp.nan], [1.0, 1.0]]), match="x1 contains non-finite")
+    sw = jax.jit(lambda x: jf.ot.sliced_wasserstein(jax.random.key(0), x, jnp.ones((5, 2)), 8).distance)
+    _raises_under_jit(sw, jnp.ones((5, 2)).at[2, 1].set(jnp.inf), match="non-finite")
+
+
+def test_the_compiled_checks_are_what_catches_it(monkeypatch):
+    """With the mechanism switched off the same jitted call extrapolates t = 1.3 silently (the old behaviour)."""
+    import jaxflow._checks as checks
+
+    monkeypatch.setattr(checks, "TRACED_CHECKS", False)
+    path = jf.paths.cond_ot_path()
+    xt = jax.jit(lambda t: path.sample(None, jnp.zeros((3, 2)), jnp.ones((3, 2)), t).xt)(jnp.array(1.3))
+    np.testing.assert_allclose(xt, 1.3)

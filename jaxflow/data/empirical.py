@@ -114,7 +114,7 @@ def _scheduler(path):
 
 
 def _time(t, x):
-    check_time(t)
+    t = check_time(t)
     return jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
 
 

@@ -71,7 +71,7 @@ class AffinePath(ProbabilityPath):
         """
         check_choice(source, "source parametrisation", PARAMETRISATIONS)
         check_choice(target, "target parametrisation", PARAMETRISATIONS)
-        check_time(t)
+        t = check_time(t)
         tb = broadcast_time(t, x)
         if source == target:
             return pred

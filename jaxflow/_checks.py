@@ -26,11 +26,19 @@ def is_concrete(x: Any) -> bool:
 def traced_check(x: jax.Array, bad: jax.Array, message: str) -> jax.Array:
     """`x`, with a run-time error `message` when `bad` (a traced boolean) is true: the check of a value that is only
     known when the compiled program runs. The returned array must be used for the check to stay in the program."""
-    if not TRACED_CHECKS:
+    if not TRACED_CHECKS or _varying(x) or _varying(bad):
         return x
     import equinox as eqx
 
     return eqx.error_if(x, bad, message)
+
+
+def _varying(x) -> bool:
+    """Whether `x` varies over manual mesh axes (inside a `shard_map` body). equinox's `error_if` cannot branch on such
+    values in jax 0.10 (its cond's two branches get different manual-axis types), and a psum per check would add a
+    collective per step: inside `shard_map` the compiled check is skipped; the loop's non-finite-loss guard remains."""
+    axis_type = getattr(jax.typeof(x), "manual_axis_type", None)
+    return bool(getattr(axis_type, "varying", ()))
 
 
 def check_array(x: Any, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True) -> jax.Array:

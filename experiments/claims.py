@@ -62,12 +62,13 @@ def _paired(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class Diff:
-    """a − b; paired per seed by default."""
+class _Pair:
+    """A quantity combining two others, per seed when `paired` (the default)."""
 
     a: Any
     b: Any
     paired: bool = True
+    symbol = ""  # and a static `combine(a, b)`, set by each subclass
 
     def __post_init__(self):
         object.__setattr__(self, "a", _as_quantity(self.a))
@@ -76,41 +77,37 @@ class Diff:
     def values(self, m):
         a, b = self.a.values(m), self.b.values(m)
         if not self.paired:
-            raise TypeError("an unpaired difference has no per-seed values; the engine judges it from both samples")
+            raise TypeError("an unpaired quantity has no per-seed values; the engine judges it from both samples")
         _paired(a, b, self.describe())
-        return a - b
+        return self.combine(a, b)
 
     def describe(self) -> str:
-        return f"{self.a.describe()} − {self.b.describe()}" + ("" if self.paired else " (unpaired)")
+        return f"{self.a.describe()} {self.symbol} {self.b.describe()}" + ("" if self.paired else " (unpaired)")
 
     def names(self):
         return self.a.names() + self.b.names()
 
 
 @dataclass(frozen=True)
-class Ratio:
+class Diff(_Pair):
+    """a − b; paired per seed by default."""
+
+    symbol = "−"
+
+    @staticmethod
+    def combine(a, b):
+        return a - b
+
+
+@dataclass(frozen=True)
+class Ratio(_Pair):
     """a / b; paired per seed by default."""
 
-    a: Any
-    b: Any
-    paired: bool = True
+    symbol = "/"
 
-    def __post_init__(self):
-        object.__setattr__(self, "a", _as_quantity(self.a))
-        object.__setattr__(self, "b", _as_quantity(self.b))
-
-    def values(self, m):
-        a, b = self.a.values(m), self.b.values(m)
-        if not self.paired:
-            raise TypeError("an unpaired ratio has no per-seed values; the engine judges it from both samples")
-        _paired(a, b, self.describe())
+    @staticmethod
+    def combine(a, b):
         return a / b
-
-    def describe(self) -> str:
-        return f"{self.a.describe()} / {self.b.describe()}" + ("" if self.paired else " (unpaired)")
-
-    def names(self):
-        return self.a.names() + self.b.names()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Studies: `python -m experiments.<study>`; each writes results/<study>/ (metrics.json, table.md, figures)."""
+"""Studies on one pipeline: `python -m experiments list | run NAME [--quick] | check | ledger` (or
+`python -m experiments.<study>`); each declares its claims in data and the pipeline writes results/<study>/
+(metrics.json with provenance and per-seed measurements, table.md, figures). See docs/studies.md."""
 
 import os
 import sys

@@ -46,7 +46,7 @@ def _time(fn, repeats):
 
 def _problem(name: str, cfg: FewStepBenchConfig, study) -> dict:
     if name == "digits":
-        prob = few_step.digits_problem(study, jf.metrics.DigitsMetric(jax.random.key(1)))
+        prob = few_step.digits_problem(study, jf.metrics.DigitsMetric())
     else:
         prob = few_step.toy_problem(name, study, jax.random.key(0))
     model = jf.nn.MLPVelocity(out_dim=prob.dim, hidden=prob.hidden, activation="silu")

@@ -6,8 +6,8 @@ Models (one small UNet each, same optimiser and steps):
            v_w = v(∅) + w (v(c) − v(∅)) over a grid of w;
   vp       VP-SDE diffusion with ε-prediction (denoising_loss), sampled by the reverse-time SDE (ε(t) = β/2,
            Euler–Maruyama) and by the probability-flow ODE (Heun), both stopped at t = 1 − δ.
-Quality: `jaxflow.metrics.DigitsMetric` (a CNN classifier with ≥ 97 % held-out accuracy, trained on its own
-training split, which the models train on too): the Fréchet distance (FD) of `n_eval` ≥ 1,000 generated digits to
+Quality: `jaxflow.metrics.DigitsMetric()` (the shipped CNN classifier with ≥ 97 % held-out accuracy and its split,
+shared by every digits study; the models train on its training split): the Fréchet distance (FD) of `n_eval` ≥ 1,000 generated digits to
 the WHOLE held-out split, next to the real-vs-real floor (as many real training digits against the same split).
 Conditional samples are also scored by the classifier's accuracy on their requested labels. Seeds retrain every model
 (the metric's classifier is trained once); each seed's number is its mean over `eval_draws` sample draws, and the
@@ -51,10 +51,7 @@ class DigitsConfig(StudyConfig):
     ode_steps: int = 50
     sde_steps: int = 250
     delta: float = 1e-3
-    classifier_steps: int = 1000
-    """steps of the DigitsMetric feature classifier."""
     eval_draws: int = 3
-    test_fraction: float = 0.2
     n_eval: int = 1000
     """generated digits per Fréchet distance (>= 1000: the metric refuses fewer)."""
     seeds: int = 3
@@ -65,12 +62,11 @@ class DigitsConfig(StudyConfig):
 def validate(cfg: DigitsConfig) -> None:
     for m in cfg.models:
         require(m in MODELS, "models", m, f"unknown model; choose from {list(MODELS)}")
-    positive_int(cfg, "channels", "steps", "batch_size", "chunk", "ode_steps", "sde_steps", "classifier_steps")
+    positive_int(cfg, "channels", "steps", "batch_size", "chunk", "ode_steps", "sde_steps")
     positive_int(cfg, "eval_draws")
     positive_float(cfg, "learning_rate", "delta")
     require(0 <= cfg.ema_decay < 1, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")
     require(0 <= cfg.label_dropout < 1, "label_dropout", cfg.label_dropout, "must lie in [0, 1)")
-    require(0 < cfg.test_fraction < 1, "test_fraction", cfg.test_fraction, "must lie in (0, 1)")
     require(cfg.n_eval >= 1000, "n_eval", cfg.n_eval, "DigitsMetric needs at least 1000 samples per distance")
     require(all(w >= 0 for w in cfg.guidance_scales), "guidance_scales", cfg.guidance_scales, "must be ≥ 0")
 
@@ -134,9 +130,7 @@ def vp_samplers(v, path, shape, n, cfg):
 
 
 def run(cfg: DigitsConfig, key: jax.Array) -> Output:
-    metric = jf.metrics.DigitsMetric(
-        jax.random.fold_in(key, 1), steps=cfg.classifier_steps, test_fraction=cfg.test_fraction
-    )
+    metric = jf.metrics.DigitsMetric()  # the shipped classifier and split, shared by every digits study
     n_half = cfg.n_eval  # samples per draw (the name is kept from the half-split protocol)
     clf_acc = metric.accuracy
     fd_real = metric.floor(n_half)

@@ -631,7 +631,7 @@ def run(cfg: FewStepConfig, key: jax.Array) -> Output:
         results[task] = summarise(per_seed)
         print(f"{task}: done", flush=True)
     if cfg.digits or cfg.super_resolution:
-        metric = jf.metrics.DigitsMetric(jax.random.fold_in(key, 500))
+        metric = jf.metrics.DigitsMetric()
         results["digits_metric"] = {"classifier_accuracy": metric.accuracy}
     if cfg.digits:
         r = run_problem(digits_problem(cfg, metric), cfg, jax.random.fold_in(key, 600))

@@ -94,7 +94,7 @@ def segmentation(images):
 
 
 def run(cfg: LatentConfig, key: jax.Array) -> Output:
-    metric = jf.metrics.DigitsMetric(jax.random.fold_in(key, 1))
+    metric = jf.metrics.DigitsMetric()
     train_x, test_x = jnp.asarray(metric.train.images), jnp.asarray(metric.test.images)
     train_y, test_y = jnp.asarray(metric.train.labels), jnp.asarray(metric.test.labels)
     res = {"classifier_accuracy": metric.accuracy, "floor": metric.floor(cfg.eval_samples)}

@@ -307,7 +307,7 @@ def pfgmpp_measurements(per_seed: list[dict], cfg: PathsConfig) -> dict:
 
 
 def run(cfg: PathsConfig, key: jax.Array) -> Output:
-    metric = jf.metrics.DigitsMetric(jax.random.fold_in(key, 0))
+    metric = jf.metrics.DigitsMetric()
     lam = separation_curves(cfg, jax.random.fold_in(key, 1))
     ko = {name: ko_summary(v) for name, v in lam.items()}
     bounds = bound_rows(cfg, jax.random.fold_in(key, 2))

@@ -11,6 +11,7 @@ from jaxflow.data.images import (
     to_unit_range,
     train_test_split,
 )
+from jaxflow.data.labels import check_labels, drop_labels
 from jaxflow.data.populations import (
     LETTERS,
     interacting_particles,
@@ -21,6 +22,8 @@ from jaxflow.data.populations import (
 from jaxflow.data.toy import TOY_2D, get_sampler, sample, sample_toy
 
 __all__ = [
+    "check_labels",
+    "drop_labels",
     "EmpiricalDistribution",
     "LETTERS",
     "interacting_particles",

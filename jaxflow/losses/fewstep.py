@@ -26,11 +26,11 @@ import jax.numpy as jnp
 
 from jaxflow._checks import broadcast_time, check_positive, check_probability
 from jaxflow.couplings.base import Coupling, IndependentCoupling
+from jaxflow.data.labels import drop_labels
 from jaxflow.losses.cfm import _check_batch, squared_error
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
-from jaxflow.sampling.guidance import drop_labels
 
 
 def _pairs(coupling: Coupling, batch, key):

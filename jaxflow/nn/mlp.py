@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxflow.sampling.guidance import check_labels
+from jaxflow.data.labels import check_labels
 
 ACTIVATIONS = {
     "selu": nn.selu,

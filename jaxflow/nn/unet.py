@@ -18,8 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxflow.data.labels import check_labels
 from jaxflow.nn.mlp import sinusoidal_embedding
-from jaxflow.sampling.guidance import check_labels
 
 
 def _groups(channels: int, groups: int) -> int:

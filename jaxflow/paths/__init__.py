@@ -3,6 +3,7 @@
 from jaxflow.paths.affine import PARAMETRISATIONS, AffinePath, cond_ot_path, vp_trig_path
 from jaxflow.paths.base import PathSample, ProbabilityPath
 from jaxflow.paths.bridge import BrownianBridgePath
+from jaxflow.paths.empirical import EmpiricalDistribution
 from jaxflow.paths.interpolant import (
     GAMMAS,
     INTERPOLANTS,
@@ -30,6 +31,7 @@ from jaxflow.paths.schedulers import (
 from jaxflow.paths.separation import data_separation, kinetic_energy, normalise
 
 __all__ = [
+    "EmpiricalDistribution",
     "KineticOptimalScheduler",
     "kinetic_energy_of",
     "data_separation",

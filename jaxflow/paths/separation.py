@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow.paths.affine import AffinePath, cond_ot_path
+from jaxflow.paths.empirical import EmpiricalDistribution
 
 
 def normalise(data: jax.Array) -> jax.Array:
@@ -27,7 +28,6 @@ def data_separation(
     """λ(s) at every signal-to-noise ratio in `snr` ([S] or scalar), by Monte Carlo over `num_samples` draws of
     (x1, ε) (x1 from the data, the same draws at every s): E‖E[x1 | s x1 + ε]‖² divided by the draws' E‖x1‖² (which
     is d for normalised data). The data are normalised first (`normalize=True`)."""
-    from jaxflow.data.empirical import EmpiricalDistribution  # data imports paths: import here
 
     data = normalise(data) if normalize else data
     dist = EmpiricalDistribution(data)
@@ -59,7 +59,6 @@ def kinetic_energy(
 ) -> jax.Array:
     """E ∫ ‖u_t(X_t)‖² dt / d of the path's marginal velocity on the data set (x0 ~ N(0, I)), by Gauss–Legendre
     quadrature in t (`num_times` nodes on `t_range`) and Monte Carlo in X_t (the same draws at every t)."""
-    from jaxflow.data.empirical import EmpiricalDistribution
 
     path = cond_ot_path() if path is None else path
     dist = EmpiricalDistribution(data)

@@ -9,23 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import is_concrete
+from jaxflow.data.labels import check_labels, drop_labels
 
-
-def check_labels(labels: jax.Array, num_classes: int, *, allow_null: bool = True) -> jax.Array:
-    """Integer labels in [0, num_classes) (or == num_classes, the null label, when allowed); checked when concrete."""
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if is_concrete(labels) and labels.size:
-        hi = num_classes if allow_null else num_classes - 1
-        lo_v, hi_v = int(labels.min()), int(labels.max())
-        if lo_v < 0 or hi_v > hi:
-            raise ValueError(f"labels must lie in [0, {hi}] ({num_classes} classes), got values in [{lo_v}, {hi_v}]")
-    return labels
+__all__ = ["check_labels", "drop_labels", "guided"]  # the label helpers live in jaxflow.data.labels
 
 
 def guided(velocity: Callable, scale: float, null_label: int) -> Callable:
@@ -45,10 +33,3 @@ def guided(velocity: Callable, scale: float, null_label: int) -> Callable:
         return v_u + scale * (v_c - v_u)
 
     return v_w
-
-
-def drop_labels(key: jax.Array, labels: jax.Array, p: float, null_label: int) -> jax.Array:
-    """Replace each label by the null label with probability p (label dropout for classifier-free guidance)."""
-    if is_concrete(p) and not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"label dropout probability must lie in [0, 1], got {p}")
-    return jnp.where(jax.random.bernoulli(key, p, labels.shape), null_label, labels)

@@ -20,7 +20,6 @@ def test_digits_tiny(tmp_path):
         guidance_scales=(0.0, 1.0),
         ode_steps=3,
         sde_steps=6,
-        classifier_steps=1000,
         eval_draws=1,
         seeds=1,
         out_dir=str(tmp_path),

@@ -7,11 +7,11 @@ Models (one small UNet each, same optimiser and steps):
   vp       VP-SDE diffusion with ε-prediction (denoising_loss), sampled by the reverse-time SDE (ε(t) = β/2,
            Euler–Maruyama) and by the probability-flow ODE (Heun), both stopped at t = 1 − δ.
 Quality: `jaxflow.metrics.DigitsMetric()` (the shipped CNN classifier with ≥ 97 % held-out accuracy and its split,
-shared by every digits study; the models train on its training split): the Fréchet distance (FD) of `n_eval` ≥ 1,000 generated digits to
-the WHOLE held-out split, next to the real-vs-real floor (as many real training digits against the same split).
-Conditional samples are also scored by the classifier's accuracy on their requested labels. Seeds retrain every model
-(the metric's classifier is trained once); each seed's number is its mean over `eval_draws` sample draws, and the
-claims are judged over seeds (the table and figures show seed 0).
+shared by every digits study; the models train on its training split): the Fréchet distance (FD) of `n_eval` ≥ 1,000
+generated digits to the WHOLE held-out split, next to the real-vs-real floor (as many real training digits against
+the same split). Conditional samples are also scored by the classifier's accuracy on their requested labels. Seeds
+retrain every model (the metric's classifier ships with jaxflow); each seed's number is its mean over `eval_draws`
+sample draws, and the claims are judged over seeds (the table and figures show seed 0).
 
 Run `python -m experiments run digits` (or `--quick`); writes results/digits/ (table.md, metrics.json, samples.png,
 guidance.png, loss.png).

@@ -57,7 +57,7 @@ def _train_rates(coupling, batch: int, cfg: GpuBenchConfig) -> dict:
         k0, k1 = jax.random.split(k)
         return {"x0": jf.data.sample_toy(k0, "8gaussians", batch), "x1": jf.data.sample_toy(k1, "moons", batch)}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), model, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), model, 2), opt)
     step = make_train_step(loss, opt, data_fn=data_fn)
     t0 = time.perf_counter()
     state, _ = step(state, None, cfg.steps)
@@ -110,9 +110,9 @@ def _unet_rate(cfg: GpuBenchConfig) -> dict:
     v = jf.nn.velocity_fn(unet)
     loss = jf.losses.cfm_loss(lambda p, t, x, c: v(p, t, x, None))
     opt = optax.adam(2e-4)
-    source = jf.train.ArraySource({"x1": images}, 128, jax.random.key(0))
+    source = jf.train.ArraySource(jax.random.key(0), {"x1": images}, 128)
     params = init_unet(jax.random.key(1), unet, images.shape[1:], jax.numpy.zeros((1,), jax.numpy.int32))
-    state = TrainState.create(params, opt, jax.random.key(2))
+    state = TrainState.create(jax.random.key(2), params, opt)
     step = make_train_step(loss, opt)
     state, _ = step(state, source(0, cfg.steps), cfg.steps)
     jax.block_until_ready(state)

@@ -37,7 +37,7 @@ def train_jaxflow(method: str, steps: int, seeds: int):
 
     if ahead:
         data_fn = pair_in_data(data_fn, ExactOTCoupling())
-    states = jax.vmap(lambda k: TrainState.create(init_mlp(k, MODEL, 2), opt, jax.random.fold_in(k, 1)))(
+    states = jax.vmap(lambda k: TrainState.create(jax.random.fold_in(k, 1), init_mlp(k, MODEL, 2), opt))(
         jax.random.split(jax.random.key(123), seeds)
     )
     step = make_train_step(loss, opt, data_fn=data_fn, sweep=True, draw_ahead=ahead)

@@ -48,7 +48,7 @@ def measure(method: str, steps: int, repeats: int, use_mesh: bool, split: int | 
         return {"x0": jf.data.sample_toy(k0, "8gaussians", 256), "x1": jf.data.sample_toy(k1, "moons", 256)}
 
     mesh = data_mesh() if use_mesh else None
-    state = TrainState.create(init_mlp(jax.random.key(0), model, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), model, 2), opt)
     if mesh is not None:
         state = jax.device_put(state, replicated(mesh))
     # draw_ahead=None: automatic (the exact pairing moves ahead); False keeps every other method's pairing in the step

@@ -264,7 +264,7 @@ def lm_study(cfg, key, progress):
             return jax.lax.map(one, val_batches).mean()
 
         dummy = jnp.zeros((1, cfg.seq_len), jnp.int32)
-        state = jax.vmap(lambda k, model=model, dummy=dummy: TrainState.create(model.init(k, dummy), optimizer, k))(
+        state = jax.vmap(lambda k, model=model, dummy=dummy: TrainState.create(k, model.init(k, dummy), optimizer))(
             seed_keys
         )
         run = make_train_step(loss_fn, optimizer, sweep=True, ema_decay=0.0)

@@ -84,13 +84,13 @@ def run(cfg: CifarConfig, key: jax.Array) -> Output:
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(schedule))
     coupling = jf.couplings.ExactOTCoupling() if cfg.coupling == "exact" else jf.couplings.IndependentCoupling()
     loss = jf.losses.cfm_loss(v, coupling=coupling)
-    state = TrainState.create(params, optimizer, jax.random.fold_in(key, 1))
+    state = TrainState.create(jax.random.fold_in(key, 1), params, optimizer)
     step_fn = make_train_step(loss, optimizer, ema_decay=cfg.ema_decay, mesh=mesh)
     images = np.asarray(data.images)
 
     # epoch permutations derived from the step: a resumed run sees exactly the batches of an uninterrupted one
     batches = jf.train.Prefetch(
-        jf.train.ArraySource({"x1": images}, cfg.batch_size, jax.random.fold_in(key, 10), mesh=mesh)
+        jf.train.ArraySource(jax.random.fold_in(key, 10), {"x1": images}, cfg.batch_size, mesh=mesh)
     )
 
     state, records = fit(

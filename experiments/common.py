@@ -82,7 +82,7 @@ def train_params(
 
     optimizer = optax.adam(cfg.lr)
     t0 = time.perf_counter()
-    state = TrainState.create(params, optimizer, key)
+    state = TrainState.create(key, params, optimizer)
     step = make_train_step(loss, optimizer, data_fn=data_fn, unroll=unroll)
     state, _ = fit(
         state,

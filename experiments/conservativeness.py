@@ -106,7 +106,7 @@ def train(task, kind, cfg, key):
         return {"x0": jax.random.normal(k0, (cfg.batch_size, d)), "x1": sample_tgt(k1, cfg.batch_size)}
 
     kp, kt = jax.random.split(key)
-    state = TrainState.create(init_mlp(kp, model, d), optimizer, kt)
+    state = TrainState.create(kt, init_mlp(kp, model, d), optimizer)
     step = make_train_step(loss, optimizer, data_fn=data_fn)
     state, _ = fit(state, step, cfg.steps, steps_per_call=500, progress=cfg.progress, desc=f"{task} {kind}")
     return field, state.ema_params
@@ -124,8 +124,8 @@ def measure(fields: dict, sample_tgt, d, cfg, key):
         x = (1 - t) * jax.random.normal(k0, (cfg.n_points, d)) + t * sample_tgt(k1, cfg.n_points)
         for name, f in fields.items():
             fx = lambda y, f=f, t=t: f(jnp.asarray(t, y.dtype), y)  # noqa: E731
-            out[name]["asymmetry"].append(float(jnp.mean(jf.metrics.jacobian_asymmetry(fx, x, ka))))
-            out[name]["loop"].append(float(jnp.mean(jnp.abs(jf.metrics.loop_integrals(fx, x, kl, cfg.radius)))))
+            out[name]["asymmetry"].append(float(jnp.mean(jf.metrics.jacobian_asymmetry(ka, fx, x))))
+            out[name]["loop"].append(float(jnp.mean(jnp.abs(jf.metrics.loop_integrals(kl, fx, x, cfg.radius)))))
     return out
 
 

@@ -75,10 +75,10 @@ def train(loss_fn, params, cfg, key, data, desc):
     """The library's training loop: ArraySource batches (epoch permutations), an unrolled step (convolutions inside
     XLA's CPU while loops run ~20× slower, see make_train_step), `fit` with its non-finite guard."""
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg.learning_rate))
-    state = TrainState.create(params, optimizer, key)
+    state = TrainState.create(key, params, optimizer)
     run = make_train_step(loss_fn, optimizer, ema_decay=cfg.ema_decay, unroll=True)
     source = jf.train.ArraySource(
-        {"x1": np.asarray(data.images), "labels": np.asarray(data.labels)}, cfg.batch_size, jax.random.fold_in(key, 1)
+        jax.random.fold_in(key, 1), {"x1": np.asarray(data.images), "labels": np.asarray(data.labels)}, cfg.batch_size
     )
     state, records = fit(
         state, run, cfg.steps, steps_per_call=cfg.chunk, batches_fn=source, progress=cfg.progress, desc=desc

@@ -192,7 +192,7 @@ def run_problem(prob: Problem, cfg: FewStepConfig, key) -> dict:
 
     # distillation of 2-RF on its own kind of pairs (fresh noise, 2-RF's Dopri5 map)
     t0 = time.perf_counter()
-    pairs = jf.couplings.reflow_pairs(velocity, rounds[1], k_dist, prob.source, cfg.num_pairs, solver="dopri5")
+    pairs = jf.couplings.reflow_pairs(k_dist, velocity, rounds[1], prob.source, cfg.num_pairs, solver="dopri5")
     px0, px1 = jnp.asarray(pairs.x0), jnp.asarray(pairs.x1)
 
     def pair_fn(k):
@@ -306,9 +306,9 @@ def run_super_resolution(cfg: FewStepConfig, metric, key) -> dict:
     reps = max(1, cfg.num_pairs // flat_train.shape[0])
     starts = jnp.tile(up_train, (reps, 1))
     pairs = jf.couplings.reflow_pairs(
+        k_pairs,
         v,
         teacher,
-        k_pairs,
         lambda k, n: starts + cfg.sigma_y * jax.random.normal(k, starts.shape),
         starts.shape[0],
         solver="dopri5",

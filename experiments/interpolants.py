@@ -117,7 +117,7 @@ def train_checkerboard(cfg, key):
 
     sched = optax.cosine_decay_schedule(cfg.learning_rate, cfg.train_steps)
     optimizer = optax.adam(sched)
-    state = TrainState.create(params, optimizer, jax.random.fold_in(key, 2))
+    state = TrainState.create(jax.random.fold_in(key, 2), params, optimizer)
     run = make_train_step(loss, optimizer, data_fn=data_fn, ema_decay=0.999)
     chunk = 200
     losses = []

@@ -103,7 +103,7 @@ def run(cfg: LatentConfig, key: jax.Array) -> Output:
     aes = {}
     for name, variational in (("deterministic", False), ("KL", True)):
         ae = jf.nn.ConvAutoencoder(latent_channels=1, variational=variational)
-        src = jf.train.ArraySource({"x1": np.asarray(train_x)}, 128, jax.random.fold_in(key, 2))
+        src = jf.train.ArraySource(jax.random.fold_in(key, 2), {"x1": np.asarray(train_x)}, 128)
         params, sec = train(
             jf.nn.autoencoder_loss(ae, cfg.beta if variational else 0.0),
             jf.nn.init_autoencoder(jax.random.fold_in(key, 3), ae),
@@ -354,7 +354,7 @@ def inversion(cfg, key, v, params, y):
             {"iterations": its, "nfe": 3 * n * its, "error": rms(g.z), "seconds": time.perf_counter() - t0}
         )
     bound = jf.sampling.step_size_bound(
-        sampler, jf.sampling.invert_ode(v, y, params=params, solver="euler", steps=50).x, jax.random.fold_in(key, 20)
+        jax.random.fold_in(key, 20), sampler, jf.sampling.invert_ode(v, y, params=params, solver="euler", steps=50).x
     )
     spectral = float(jnp.median(bound.spectral))
     out["bound"] = {

@@ -72,7 +72,7 @@ def train(cfg, gmm, key):
         return {"x1": gmm.sample(k, cfg.batch_size)}
 
     optimizer = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.train_steps))
-    state = TrainState.create(params, optimizer, jax.random.fold_in(key, 1))
+    state = TrainState.create(jax.random.fold_in(key, 1), params, optimizer)
     run = make_train_step(loss, optimizer, data_fn=data_fn, ema_decay=0.999)
     chunk = 200
     for _ in tqdm(range(max(1, cfg.train_steps // chunk)), desc=f"train d={d}", leave=False, disable=not cfg.progress):

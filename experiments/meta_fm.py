@@ -206,7 +206,7 @@ def train(method: str, data: dict, cfg: MetaFmConfig, key: jax.Array, desc: str)
     loss = jf.losses.population_loss(velocity, embed)
     opt = optax.adam(cfg.lr)
     data_fn = data_fn_for(data["train"], cfg, data["paired"])
-    states = jax.vmap(lambda k: TrainState.create(init(jax.random.fold_in(k, 0)), opt, jax.random.fold_in(k, 1)))(
+    states = jax.vmap(lambda k: TrainState.create(jax.random.fold_in(k, 1), init(jax.random.fold_in(k, 0)), opt))(
         jax.random.split(key, cfg.seeds)
     )
     step = make_train_step(loss, opt, data_fn=data_fn, sweep=True)

@@ -103,7 +103,7 @@ def separation_curves(cfg: PathsConfig, key) -> dict:
     out = {}
     for i, (name, data) in enumerate(sets.items()):
         lam = jf.paths.data_separation(
-            data, jnp.asarray(SNR), key=jax.random.fold_in(key, 10 + i), num_samples=cfg.separation_samples
+            jax.random.fold_in(key, 10 + i), data, jnp.asarray(SNR), num_samples=cfg.separation_samples
         )
         out[name] = np.asarray(lam)
     return out
@@ -138,7 +138,7 @@ def bound_rows(cfg: PathsConfig, key) -> list[dict]:
         for n in cfg.bound_points:
             pts = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, d), n), (n, d))
             lam = np.asarray(
-                jf.paths.data_separation(pts, jnp.asarray(SNR), key=jax.random.fold_in(key, 7), num_samples=512)
+                jf.paths.data_separation(jax.random.fold_in(key, 7), pts, jnp.asarray(SNR), num_samples=512)
             )
             ko = ko_summary(lam)
             rows.append(
@@ -174,7 +174,7 @@ def digits_paths(cfg: PathsConfig, key, metric, lam_digits) -> tuple[dict, dict]
         def data_fn(k):
             return {"x1": train[jax.random.randint(k, (cfg.batch_size,), 0, train.shape[0])]}
 
-        state = TrainState.create(init_mlp(jax.random.fold_in(key, i), model, 64), opt, jax.random.fold_in(key, 10 + i))
+        state = TrainState.create(jax.random.fold_in(key, 10 + i), init_mlp(jax.random.fold_in(key, i), model, 64), opt)
         step = make_train_step(loss, opt, data_fn=data_fn)
         t0 = time.perf_counter()
         state, _ = fit(state, step, cfg.steps, steps_per_call=500, progress=cfg.progress, desc=f"digits {name}")
@@ -254,7 +254,7 @@ def pfgmpp(cfg: PathsConfig, key, metric) -> dict:
             loss = jf.losses.pfgmpp_loss(den, D, sigma_data=sd)
             opt = optax.adam(1e-3 if dim == 2 else 2e-4)
             state = TrainState.create(
-                init_mlp(jax.random.fold_in(key, 50 + di), model, dim), opt, jax.random.fold_in(key, 80 + di)
+                jax.random.fold_in(key, 80 + di), init_mlp(jax.random.fold_in(key, 50 + di), model, dim), opt
             )
             step = make_train_step(loss, opt, data_fn=data_fn)
             state, _ = fit(state, step, steps, steps_per_call=500, progress=False)

@@ -165,7 +165,7 @@ def train_method(task: str, method: str, cfg: Toy2dConfig, key: jax.Array, path_
 
     def init(k):
         k_param, k_train = jax.random.split(k)
-        return TrainState.create(init_mlp(k_param, model, 2), optimizer, k_train)
+        return TrainState.create(k_train, init_mlp(k_param, model, 2), optimizer)
 
     states = jax.vmap(init)(jax.random.split(key, cfg.seeds))
     step = make_train_step(loss, optimizer, data_fn=data_fn, sweep=True, draw_ahead=ahead)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxflow._deprecation import key_first
 from jaxflow._io import atomic_write_bytes
 from jaxflow.couplings.base import Coupling, Pairing, validate_coupling_inputs
 from jaxflow.sampling.ode import sample
@@ -75,10 +76,11 @@ class ReflowPairs(NamedTuple):
         return out
 
 
+@key_first(2)
 def reflow_pairs(
+    key: jax.Array,
     velocity: Callable,
     params,
-    key: jax.Array,
     source: Callable[[jax.Array, int], jax.Array],
     n: int,
     *,

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import check_array, check_positive
+from jaxflow._deprecation import key_first
 
 
 def _pointwise(field: Callable, x: jax.Array) -> Callable:
@@ -25,7 +26,8 @@ def _pointwise(field: Callable, x: jax.Array) -> Callable:
     return lambda xi: field(xi[None])[0]
 
 
-def jacobian_asymmetry(field: Callable, x: jax.Array, key: jax.Array, n_probes: int = 16) -> jax.Array:
+@key_first(2)
+def jacobian_asymmetry(key: jax.Array, field: Callable, x: jax.Array, n_probes: int = 16) -> jax.Array:
     """Relative Jacobian asymmetry ‖J − Jᵀ‖_F / ‖J‖_F of `field` ([B, d] → [B, d]) at each point of x [B, d]: [B].
 
     Estimated with `n_probes` Gaussian probes per point (the ratio of two Hutchinson estimates)."""
@@ -49,8 +51,9 @@ def jacobian_asymmetry(field: Callable, x: jax.Array, key: jax.Array, n_probes: 
     return jax.vmap(one)(x, probes)
 
 
+@key_first(2)
 def loop_integrals(
-    field: Callable, centers: jax.Array, key: jax.Array, radius: float = 0.5, n_points: int = 64
+    key: jax.Array, field: Callable, centers: jax.Array, radius: float = 0.5, n_points: int = 64
 ) -> jax.Array:
     """Normalised loop integrals ∮ f·dl / ∮ |f||dl| of `field` ([B, d] → [B, d]) over one circle of `radius` in a
     uniformly random 2-plane through each centre [B, d] (d ≥ 2): returns [B]."""

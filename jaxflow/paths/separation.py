@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxflow._deprecation import key_first
 from jaxflow.paths.affine import AffinePath, cond_ot_path
 from jaxflow.paths.empirical import EmpiricalDistribution
 
@@ -22,8 +23,9 @@ def normalise(data: jax.Array) -> jax.Array:
     return data * jnp.sqrt(flat.shape[1] / jnp.mean(jnp.sum(flat * flat, axis=1)))
 
 
+@key_first(2)
 def data_separation(
-    data: jax.Array, snr, *, key: jax.Array, num_samples: int = 1024, normalize: bool = True
+    key: jax.Array, data: jax.Array, snr, *, num_samples: int = 1024, normalize: bool = True
 ) -> jax.Array:
     """λ(s) at every signal-to-noise ratio in `snr` ([S] or scalar), by Monte Carlo over `num_samples` draws of
     (x1, ε) (x1 from the data, the same draws at every s): E‖E[x1 | s x1 + ε]‖² divided by the draws' E‖x1‖² (which
@@ -48,11 +50,12 @@ def data_separation(
     return jax.lax.map(one, snr)
 
 
+@key_first(2)
 def kinetic_energy(
+    key: jax.Array,
     data: jax.Array,
     path: AffinePath | None = None,
     *,
-    key: jax.Array,
     num_times: int = 64,
     num_samples: int = 1024,
     t_range: tuple[float, float] = (0.0, 1.0),

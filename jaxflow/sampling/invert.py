@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxflow._checks import check_array, check_count, check_positive
+from jaxflow._deprecation import key_first
 from jaxflow.sampling.ode import SampleOutput, sample
 
 
@@ -182,8 +183,9 @@ class StepSizeBound(NamedTuple):
     spectral: jax.Array
 
 
+@key_first(2)
 def step_size_bound(
-    sampler: Callable[[jax.Array], jax.Array], z: jax.Array, key: jax.Array, *, iterations: int = 30
+    key: jax.Array, sampler: Callable[[jax.Array], jax.Array], z: jax.Array, *, iterations: int = 30
 ) -> StepSizeBound:
     """Estimate the FlowOpt step-size bounds at z (see the module docstring) with JVP/VJP power iterations.
 

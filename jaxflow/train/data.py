@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import jax
 import numpy as np
 
+from jaxflow._deprecation import key_first
 from jaxflow.train.sharding import batch_sharding, check_divisible
 
 
@@ -48,7 +49,8 @@ class ArraySource:
     a function of the step alone (resumable, no state). The last partial batch of an epoch is dropped.
     """
 
-    def __init__(self, data, batch_size: int, key: jax.Array, *, mesh=None, shuffle: bool = True):
+    @key_first(2, method=True)
+    def __init__(self, key: jax.Array, data, batch_size: int, *, mesh=None, shuffle: bool = True):
         self.data = jax.tree.map(np.asarray, data)
         self.size = _leading_size(self.data)
         if not 0 < batch_size <= self.size:

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 import jaxflow.metrics as jm
+from jaxflow._deprecation import key_first
 from jaxflow._io import atomic_write_text
 from jaxflow.sampling import sample
 from jaxflow.train.data import _place
@@ -33,13 +34,14 @@ METRICS: dict[str, Callable] = {
 }
 
 
+@key_first(3)
 def make_evaluator(
+    key: jax.Array,
     velocity: Callable,
     source: Callable[[jax.Array, int], jax.Array],
     target: jax.Array,
     *,
     num_samples: int,
-    key: jax.Array,
     mesh=None,
     metrics: tuple[str, ...] = ("w2",),
     use_ema: bool = True,

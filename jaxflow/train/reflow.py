@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxflow._deprecation import key_first
 from jaxflow.couplings.reflow import ReflowPairs, load_pairs, reflow_pairs, save_pairs
 from jaxflow.losses.cfm import cfm_loss
 from jaxflow.paths.affine import cond_ot_path
@@ -86,9 +87,10 @@ class RectifiedFlow:
     def make_step(self, loss: Callable, data_fn: Callable) -> Callable:
         return make_train_step(loss, self.optimizer, data_fn=data_fn, ema_decay=self.ema_decay)
 
-    def generate_pairs(self, params, key: jax.Array) -> ReflowPairs:
+    @key_first(1, method=True)
+    def generate_pairs(self, key: jax.Array, params) -> ReflowPairs:
         return reflow_pairs(
-            self.velocity, params, key, self.source, self.num_pairs, solver=self.solver, steps=self.solver_steps
+            key, self.velocity, params, self.source, self.num_pairs, solver=self.solver, steps=self.solver_steps
         )
 
     # ---- the pipeline ----
@@ -105,7 +107,7 @@ class RectifiedFlow:
             k_init, k_pairs, k_train = jax.random.split(jax.random.fold_in(key, k), 3)
             pairs = None if k == 1 else self._pairs(params, k_pairs, None if root is None else root / f"round{k}")
             start = params if (k > 1 and self.warm_start) else self.init_params(k_init)
-            state = TrainState.create(start, self.optimizer, k_train)
+            state = TrainState.create(k_train, start, self.optimizer)
             step = self.make_step(self.loss(k), self.data_fn(k, pairs))
             state, _ = fit(
                 state,
@@ -136,7 +138,7 @@ class RectifiedFlow:
             if not np.array_equal(pairs.key, want):
                 raise ValueError(f"{file} was drawn with another key; remove it or use the run's key")
             return pairs
-        pairs = self.generate_pairs(params, key)
+        pairs = self.generate_pairs(key, params)
         if file is not None:
             save_pairs(file, pairs)
         return pairs

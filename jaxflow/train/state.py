@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxflow._deprecation import key_first
+
 
 class TrainState(flax.struct.PyTreeNode):
     """step: int32 []; params, opt_state, ema_params: pytrees; key: raw uint32 key data [2] (checkpointable).
@@ -23,7 +25,8 @@ class TrainState(flax.struct.PyTreeNode):
     key: jax.Array
 
     @classmethod
-    def create(cls, params, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
+    @key_first(2, method=True)
+    def create(cls, key: jax.Array, params, optimizer: optax.GradientTransformation) -> TrainState:
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         return cls(

@@ -43,7 +43,7 @@ def main(solver: str) -> dict:
         ka, kb = jax.random.split(k)
         return {"x0": jax.random.normal(ka, (64, 2)), "x1": jf.data.sample_toy(kb, "moons", 64)}
 
-    state = TrainState.create(init_mlp(jax.random.key(1), model, 2), opt, jax.random.key(2))
+    state = TrainState.create(jax.random.key(2), init_mlp(jax.random.key(1), model, 2), opt)
     _, on_mesh = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh)(
         jax.device_put(state, replicated(mesh)), None, 5
     )

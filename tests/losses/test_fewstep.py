@@ -176,9 +176,9 @@ def test_reflow_pairs_do_not_increase_the_transport_cost():
     assert abs(float(jnp.mean(gmm.log_prob(pairing.x1)) - jnp.mean(gmm.log_prob(x1)))) < 0.1
     # offline pairs: same map, key recorded, and the file round-trips
     pairs = jf.couplings.reflow_pairs(
+        k0,
         lambda p, t, x, c=None: gmm.velocity(t, x),
         {},
-        k0,
         lambda k, n: jax.random.normal(k, (n, 2)),
         2000,
         solver="tsit5",

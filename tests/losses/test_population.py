@@ -105,7 +105,7 @@ def test_mfm_learns_a_population_dependent_map_that_fm_cannot():
         loss = jf.losses.population_loss(v, embed)
         opt = optax.adam(3e-3)
         step = make_train_step(loss, opt, data_fn=lambda key: dict(zip(("x0", "x1"), _reflected_mean(key, 16, 64))))
-        state, _ = step(TrainState.create(_params(model, enc, 8), opt, jax.random.key(2)), None, 600)
+        state, _ = step(TrainState.create(jax.random.key(2), _params(model, enc, 8), opt), None, 600)
         x0, x1 = _reflected_mean(jax.random.key(99), 6, 200)  # unseen populations
         out = jf.losses.sample_populations(v, embed, state.params, x0, solver="rk4", steps=20)
         err = [jf.metrics.wasserstein(np.asarray(out.x[p]), np.asarray(x1[p])) for p in range(6)]

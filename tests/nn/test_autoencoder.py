@@ -20,8 +20,8 @@ def test_autoencoder_beats_pca_with_the_same_latent_size(digits):
     ae = jf.nn.ConvAutoencoder(latent_channels=1)
     params = jf.nn.init_autoencoder(jax.random.key(1), ae)
     opt = optax.adam(2e-3)
-    state = TrainState.create(params, opt, jax.random.key(2))
-    source = jf.train.ArraySource({"x1": np.asarray(train.images)}, 128, jax.random.key(3))
+    state = TrainState.create(jax.random.key(2), params, opt)
+    source = jf.train.ArraySource(jax.random.key(3), {"x1": np.asarray(train.images)}, 128)
     state, _ = fit(
         state,
         make_train_step(jf.nn.autoencoder_loss(ae), opt, unroll=True),

@@ -60,11 +60,11 @@ def test_empirical_velocity_transports_onto_the_data_points():
 def test_data_separation_of_gaussian_data_is_s2_over_1_plus_s2():
     data = jax.random.normal(jax.random.key(4), (40_000, 2))
     snr = jnp.array([0.0, 0.3, 0.7, 1.0, 1.5])
-    lam = np.asarray(data_separation(data, snr, key=jax.random.key(5), num_samples=2000))
+    lam = np.asarray(data_separation(jax.random.key(5), data, snr, num_samples=2000))
     expected = np.asarray(snr) ** 2 / (1 + np.asarray(snr) ** 2)
     np.testing.assert_allclose(lam, expected, atol=0.03)
     # a small data set memorises: λ grows with s towards E‖x1‖²/d = 1 (the posterior picks one point)
-    few = np.asarray(data_separation(data[:20], jnp.array([0.0, 1.0, 10.0, 100.0]), key=jax.random.key(6)))
+    few = np.asarray(data_separation(jax.random.key(6), data[:20], jnp.array([0.0, 1.0, 10.0, 100.0])))
     assert np.all(few >= 0) and np.all(np.diff(few) > 0) and 0.8 < few[-1] < 1.2
 
 
@@ -72,7 +72,7 @@ def test_kinetic_energy_of_cond_ot_on_gaussian_data_matches_its_closed_form():
     """x0, x1 ~ N(0, I): u_t(x) = (2t − 1) x / (t² + (1 − t)²), so KE/d = ∫ (2t − 1)² / (t² + (1 − t)²) dt
     = 2 − π/2."""
     data = jax.random.normal(jax.random.key(7), (20_000, 1))
-    ke = float(kinetic_energy(data, key=jax.random.key(8), num_times=16, num_samples=2000, t_range=(0.0, 0.9)))
+    ke = float(kinetic_energy(jax.random.key(8), data, num_times=16, num_samples=2000, t_range=(0.0, 0.9)))
     from scipy.integrate import quad
 
     expected = quad(lambda t: (2 * t - 1) ** 2 / (t**2 + (1 - t) ** 2), 0.0, 0.9)[0]
@@ -166,10 +166,10 @@ def test_kinetic_energy_from_lambda_matches_the_monte_carlo_energy_on_data():
     """The λ formula of the kinetic energy against the direct Monte Carlo energy of the exact empirical velocity."""
     data = jf.paths.normalise(jf.data.sample_toy(jax.random.key(0), "moons", 3000))
     snr = jnp.concatenate([jnp.array([0.0]), jnp.geomspace(0.05, 200.0, 40)])
-    lam = np.asarray(data_separation(data, snr, key=jax.random.key(1), num_samples=3000, normalize=False))
+    lam = np.asarray(data_separation(jax.random.key(1), data, snr, num_samples=3000, normalize=False))
     lam_fn = lambda s: np.interp(np.arctan(s), np.arctan(np.asarray(snr)), lam)  # noqa: E731
     formula = jf.paths.kinetic_energy_of(jf.paths.CondOTScheduler(), lam_fn, t_range=(0.0, 0.8))
-    mc = float(kinetic_energy(data, key=jax.random.key(2), num_times=24, num_samples=3000, t_range=(0.0, 0.8)))
+    mc = float(kinetic_energy(jax.random.key(2), data, num_times=24, num_samples=3000, t_range=(0.0, 0.8)))
     assert abs(formula - mc) < 0.05 * mc, (formula, mc)
 
 

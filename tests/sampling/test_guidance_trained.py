@@ -20,7 +20,7 @@ def test_guidance_accuracy_rises_with_w():
     loss = jf.losses.cfm_loss(v, conditional=True, label_dropout=0.2, null_label=3)
     opt = optax.adam(2e-3)
     state = jf.train.TrainState.create(
-        jf.nn.init_mlp(jax.random.key(0), model, 2, jnp.zeros(1, jnp.int32)), opt, jax.random.key(1)
+        jax.random.key(1), jf.nn.init_mlp(jax.random.key(0), model, 2, jnp.zeros(1, jnp.int32)), opt
     )
     state, _ = jf.train.fit(
         state, jf.train.make_train_step(loss, opt, data_fn=data_fn), 1500, steps_per_call=500, progress=False

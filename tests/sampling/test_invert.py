@@ -30,7 +30,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def bound(problem):
-    return jf.sampling.step_size_bound(f, problem[0], jax.random.key(1), iterations=40)
+    return jf.sampling.step_size_bound(jax.random.key(1), f, problem[0], iterations=40)
 
 
 def test_ode_reversal_returns_the_noise(problem):

@@ -32,7 +32,7 @@ def build():
         k0, k1 = jax.random.split(k)
         return {"x0": jax.random.normal(k0, (32, 2)), "x1": jf.data.sample_toy(k1, "moons", 32)}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     return state, make_train_step(loss, opt, data_fn=data_fn)
 
 

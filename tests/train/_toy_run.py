@@ -30,7 +30,7 @@ def main(steps: int, use_mesh: bool, split: int | None = None):
         return {"x0": jax.random.normal(k0, (64, 2)), "x1": jf.data.sample_toy(k1, "moons", 64)}
 
     mesh = data_mesh() if use_mesh else None
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     if mesh is not None:
         state = jax.device_put(state, replicated(mesh))
     step = make_train_step(loss, opt, data_fn=data_fn, mesh=mesh, split=split)
@@ -40,11 +40,11 @@ def main(steps: int, use_mesh: bool, split: int | None = None):
     total = float(sum(jnp.sum(p) for p in jax.tree.leaves(params)))
     target = jf.data.sample_toy(jax.random.key(7), "moons", 512)
     evaluator = jf.train.make_evaluator(
+        jax.random.key(8),
         velocity_fn(mod),
         jf.data.get_sampler("gaussian"),
         target,
         num_samples=512,
-        key=jax.random.key(8),
         mesh=mesh,
         use_ema=False,
         metrics=("w2", "energy"),

@@ -15,7 +15,7 @@ def _data(n=100):
 
 
 def test_array_source_is_a_function_of_the_step():
-    src = ArraySource(_data(), 10, jax.random.key(0))
+    src = ArraySource(jax.random.key(0), _data(), 10)
     whole = src.host_chunk(0, 6)
     parts = [src.host_chunk(0, 2), src.host_chunk(2, 4)]
     np.testing.assert_array_equal(whole["x0"], np.concatenate([p["x0"] for p in parts]))
@@ -29,9 +29,9 @@ def test_array_source_is_a_function_of_the_step():
 
 def test_array_source_bad_input():
     with pytest.raises(ValueError, match="batch_size"):
-        ArraySource(_data(), 0, jax.random.key(0))
+        ArraySource(jax.random.key(0), _data(), 0)
     with pytest.raises(ValueError, match="same number of examples"):
-        ArraySource({"x0": np.zeros((5, 2)), "x1": np.zeros((6, 2))}, 2, jax.random.key(0))
+        ArraySource(jax.random.key(0), {"x0": np.zeros((5, 2)), "x1": np.zeros((6, 2))}, 2)
 
 
 def test_iterator_source_skips_consumed_batches_on_resume():
@@ -52,7 +52,7 @@ def test_iterator_source_skips_consumed_batches_on_resume():
 
 
 def test_prefetch_serves_what_the_source_would():
-    src = ArraySource(_data(), 10, jax.random.key(3))
+    src = ArraySource(jax.random.key(3), _data(), 10)
     pre = Prefetch(src, depth=2, total=25)
     for step, n in [(0, 10), (10, 10), (20, 5), (3, 4)]:  # the last is a jump: served after a restart
         np.testing.assert_array_equal(np.asarray(pre(step, n)["x0"]), src.host_chunk(step, n)["x0"])
@@ -65,11 +65,11 @@ def test_fit_with_prefetched_array_source_resumes_exactly(tmp_path):
     opt = optax.adam(1e-2)
     k0, k1 = jax.random.split(jax.random.key(0))
     data = {"x0": np.asarray(jax.random.normal(k0, (96, 2))), "x1": np.asarray(2 + jax.random.normal(k1, (96, 2)))}
-    state = TrainState.create(init_mlp(jax.random.key(1), mod, 2), opt, jax.random.key(2))
+    state = TrainState.create(jax.random.key(2), init_mlp(jax.random.key(1), mod, 2), opt)
     step = make_train_step(loss, opt)
 
     def source():
-        return Prefetch(ArraySource(data, 32, jax.random.key(4)))
+        return Prefetch(ArraySource(jax.random.key(4), data, 32))
 
     full, _ = fit(state, step, 50, steps_per_call=10, batches_fn=source(), progress=False)
     ck = tmp_path / "ck"
@@ -96,9 +96,9 @@ def test_evaluator_with_the_exact_velocity_reaches_the_target(tmp_path):
         return gmm.velocity(t, x)
 
     target = gmm.sample(jax.random.key(1), 800)
-    state = TrainState.create({"w": jnp.zeros(())}, optax.sgd(0.1), jax.random.key(0))
+    state = TrainState.create(jax.random.key(0), {"w": jnp.zeros(())}, optax.sgd(0.1))
     ev = make_evaluator(
-        velocity, jf.data.get_sampler("gaussian"), target, num_samples=800, key=jax.random.key(2), out_dir=tmp_path
+        jax.random.key(2), velocity, jf.data.get_sampler("gaussian"), target, num_samples=800, out_dir=tmp_path
     )
     rec = ev(state)
     w2_source = jf.metrics.wasserstein(np.asarray(ev.x0), np.asarray(target))
@@ -108,7 +108,7 @@ def test_evaluator_with_the_exact_velocity_reaches_the_target(tmp_path):
     assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="unknown metric"):
         make_evaluator(
-            velocity, jf.data.get_sampler("gaussian"), target, num_samples=8, key=jax.random.key(0), metrics=("fid",)
+            jax.random.key(0), velocity, jf.data.get_sampler("gaussian"), target, num_samples=8, metrics=("fid",)
         )
 
 

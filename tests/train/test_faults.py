@@ -27,7 +27,7 @@ def _setup(lr=1e-3):
         k0, k1 = jax.random.split(k)
         return {"x0": jax.random.normal(k0, (16, 2)), "x1": 2.0 + jax.random.normal(k1, (16, 2))}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     return state, make_train_step(loss, opt, data_fn=data)
 
 
@@ -231,7 +231,7 @@ def _setup_other(hidden=(8, 8), optimizer=None):
         k0, k1 = jax.random.split(k)
         return {"x0": jax.random.normal(k0, (16, 2)), "x1": 2.0 + jax.random.normal(k1, (16, 2))}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     return state, make_train_step(loss, opt, data_fn=data)
 
 

@@ -21,7 +21,7 @@ def setup(sweep=False):
         return {"x0": jf.data.sample_toy(k0, "8gaussians", 64), "x1": jf.data.sample_toy(k1, "moons", 64)}
 
     def init(k):
-        return TrainState.create(jf.nn.init_mlp(k, model, 2), opt, jax.random.fold_in(k, 1))
+        return TrainState.create(jax.random.fold_in(k, 1), jf.nn.init_mlp(k, model, 2), opt)
 
     state = jax.vmap(init)(jax.random.split(jax.random.key(0), 2)) if sweep else init(jax.random.key(0))
     return loss, opt, data_fn, state

@@ -48,9 +48,9 @@ class Counting(jf.train.RectifiedFlow):
 
         return counted
 
-    def generate_pairs(self, params, key):
+    def generate_pairs(self, key, params):
         self.generated += 1
-        return super().generate_pairs(params, key)
+        return super().generate_pairs(key, params)
 
 
 def pipeline(**kw):

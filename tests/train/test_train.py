@@ -27,7 +27,7 @@ def _setup(data_fn=None, loss=None):
         k0, k1 = jax.random.split(k)
         return {"x0": jax.random.normal(k0, (32, 2)), "x1": 2.0 + jax.random.normal(k1, (32, 2))}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     return state, opt, loss, data_fn or default_data
 
 
@@ -80,7 +80,7 @@ def test_split_shards_draw_their_own_keys():
         return jnp.sum(params["w"] ** 2) + 0.0 * batch["x"].sum(), {"u": jax.random.uniform(key)}
 
     opt = optax.sgd(0.1)
-    state = TrainState.create({"w": jnp.ones(3)}, opt, jax.random.key(3))
+    state = TrainState.create(jax.random.key(3), {"w": jnp.ones(3)}, opt)
     _, m1 = make_train_step(loss, opt, data_fn=lambda k: {"x": jnp.zeros((8, 1))}, split=1)(state, None, 1)
     _, m4 = make_train_step(loss, opt, data_fn=lambda k: {"x": jnp.zeros((8, 1))}, split=4)(state, None, 1)
     # the same step key as split=1 reports (recomputed here the way the step derives it)
@@ -342,7 +342,7 @@ def test_host_pairing_is_moved_ahead_automatically():
         k0, k1 = jax.random.split(k)
         return {"x0": jax.random.normal(k0, (32, 2)), "x1": 2.0 + jax.random.normal(k1, (32, 2))}
 
-    state = TrainState.create(init_mlp(jax.random.key(0), mod, 2), opt, jax.random.key(1))
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
     readme = make_train_step(jf.losses.cfm_loss(velocity_fn(mod), coupling=ExactOTCoupling()), opt, data_fn=data)
     explicit = make_train_step(
         jf.losses.cfm_loss(velocity_fn(mod), coupling=IndependentCoupling()),

@@ -96,7 +96,13 @@ def evaluate_learned(cfg, gmm, v, params, key, d):
     exact_fn = jax.jit(lambda p, x: jf.sampling.log_likelihood(v, x, params=p, rtol=cfg.rtol, atol=cfg.rtol))
     hutch_fn = jax.jit(
         lambda p, x, k: jf.sampling.log_likelihood(
-            v, x, params=p, method="hutchinson", key=k, n_probes=cfg.n_probes, rtol=cfg.rtol, atol=cfg.rtol
+            v,
+            x,
+            params=p,
+            divergence=jf.sampling.HutchinsonDivergence(cfg.n_probes),
+            key=k,
+            rtol=cfg.rtol,
+            atol=cfg.rtol,
         )
     )
     ex, t_ex = timed(lambda: exact_fn(params, x))

@@ -12,15 +12,6 @@ from jaxflow.losses.population import (
     table_embedding,
 )
 from jaxflow.losses.score import DENOISING_TARGETS, INTERPOLANT_TARGETS, denoising_loss, interpolant_loss
-from jaxflow.losses.targets import (
-    TARGETS,
-    DataTarget,
-    NoiseTarget,
-    ScoreTarget,
-    Target,
-    VelocityTarget,
-    resolve_target,
-)
 from jaxflow.losses.time_samplers import (
     TIME_SAMPLERS,
     LogitNormalTime,
@@ -28,6 +19,15 @@ from jaxflow.losses.time_samplers import (
     TruncatedUniformTime,
     UniformTime,
     get_time_sampler,
+)
+from jaxflow.paths.targets import (
+    TARGETS,
+    DataTarget,
+    NoiseTarget,
+    ScoreTarget,
+    Target,
+    VelocityTarget,
+    resolve_target,
 )
 
 __all__ = [

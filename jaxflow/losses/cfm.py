@@ -17,10 +17,10 @@ import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling, IndependentCoupling
 from jaxflow.data.labels import drop_labels
-from jaxflow.losses.targets import Target, VelocityTarget, resolve_target
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
+from jaxflow.paths.targets import Target, VelocityTarget, resolve_target
 
 Velocity = Callable[..., jax.Array]
 

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing
 from jaxflow.losses.cfm import regression_loss
-from jaxflow.losses.targets import Target, resolve_target
 from jaxflow.losses.time_samplers import TimeSampler
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
+from jaxflow.paths.targets import Target, resolve_target
 
 Embed = Callable[..., jax.Array]
 

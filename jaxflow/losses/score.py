@@ -3,7 +3,7 @@
 Both follow the loss contract `loss(params, batch, key) -> (scalar, aux)` with batch {"x1": data [B, ...],
 "x0": source [B, ...] (optional: drawn N(0, I) when absent), "labels": [B] (optional)} and a model boundary
 `model(params, t, x, cond)`. The regression target is a `Target` object read from the path's `PathSample`
-(`jaxflow.losses.targets`); names are shorthands.
+(`jaxflow.paths.targets`); names are shorthands.
 
 `denoising_loss(model, path, target)`: the squared error to the target, averaged over the event dimensions (and
 weighted by σ_t² for the score, the usual denoising-score-matching weighting), for any path with a `noise_scale`:
@@ -27,10 +27,10 @@ import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling
 from jaxflow.losses.cfm import regression_loss
-from jaxflow.losses.targets import Target, resolve_target
 from jaxflow.losses.time_samplers import TimeSampler, TruncatedUniformTime
 from jaxflow.paths.base import ProbabilityPath
 from jaxflow.paths.interpolant import StochasticInterpolant, ZeroGamma
+from jaxflow.paths.targets import Target, resolve_target
 
 DENOISING_TARGETS = ("epsilon", "score", "x1", "velocity")
 INTERPOLANT_TARGETS = ("drift", "score", "denoiser")

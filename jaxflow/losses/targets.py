@@ -1,100 +1,26 @@
-"""Regression targets: what a model is trained to predict, read from the path's `PathSample`.
+"""Regression targets live in `jaxflow.paths.targets` (a target is read from a path's `PathSample`, and the path's
+parametrisation converters use the same objects); re-exported here, where the losses take them."""
 
-A target is a small object `target(path, ps) -> (y, weight)`: `y` [B, ...] is the regression target and `weight`
-[B] (or None) a per-sample weight of the squared error. The losses (`cfm_loss`, `denoising_loss`,
-`interpolant_loss`) take any target, so a new path works with all of them as long as it fills the `PathSample` and,
-for noise-based targets, implements `noise_scale(t)` (the scale of its Gaussian noise at t). Write a new target by
-subclassing `Target` and implementing `__call__`.
+from jaxflow.paths.targets import (
+    TARGETS,
+    DataTarget,
+    NoiseTarget,
+    ScoreTarget,
+    Target,
+    VelocityTarget,
+    noise_scale,
+    path_noise,
+    resolve_target,
+)
 
-The path's noise is `ps.z` when the path has latent noise (stochastic interpolants, Brownian bridges) and the source
-sample `ps.x0` otherwise (affine paths with a standard Gaussian source, where x_t = α x1 + σ x0).
-"""
-
-from __future__ import annotations
-
-import abc
-
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-
-from jaxflow._checks import broadcast_time
-from jaxflow.paths.base import PathSample
-
-
-def path_noise(ps: PathSample) -> jax.Array:
-    """The Gaussian noise of a draw: its latent z, or the source sample x0 for affine paths."""
-    return ps.x0 if ps.z is None else ps.z
-
-
-def noise_scale(path, ps: PathSample) -> jax.Array:
-    """σ(t) of the path's noise, broadcast against x: [B, 1, ..., 1]."""
-    if not hasattr(path, "noise_scale"):
-        raise TypeError(f"{type(path).__name__} has no noise_scale(t); noise-based targets need one")
-    return broadcast_time(path.noise_scale(ps.t), ps.xt)
-
-
-class Target(eqx.Module):
-    """Abstract regression target. `needs_noise`: the target is defined through the path's noise scale."""
-
-    needs_noise = False
-
-    @abc.abstractmethod
-    def __call__(self, path, ps: PathSample) -> tuple[jax.Array, jax.Array | None]: ...
-
-
-class VelocityTarget(Target):
-    """u_t = d/dt x_t (the conditional velocity; the drift b of an interpolant)."""
-
-    def __call__(self, path, ps):
-        return ps.ut, None
-
-
-class NoiseTarget(Target):
-    """The path's noise: ε (= x0 for affine paths) or the interpolant's z (the denoiser η)."""
-
-    needs_noise = True
-
-    def __call__(self, path, ps):
-        return path_noise(ps), None
-
-
-class ScoreTarget(Target):
-    """∇ log p_t(x_t | x0, x1) = −noise/σ_t. `weighted=True` multiplies the squared error by σ_t² (the usual
-    denoising-score-matching weighting, which keeps the loss finite as σ_t → 0)."""
-
-    needs_noise = True
-    weighted: bool = eqx.field(default=True, static=True)
-
-    def __call__(self, path, ps):
-        sigma = noise_scale(path, ps)
-        y = -path_noise(ps) / sigma
-        if not self.weighted:
-            return y, None
-        return y, jnp.reshape(sigma**2, (sigma.shape[0],))
-
-
-class DataTarget(Target):
-    """The data endpoint x1 (x1-prediction)."""
-
-    def __call__(self, path, ps):
-        return ps.x1, None
-
-
-TARGETS = {
-    "velocity": VelocityTarget,
-    "drift": VelocityTarget,
-    "epsilon": NoiseTarget,
-    "denoiser": NoiseTarget,
-    "score": ScoreTarget,
-    "x1": DataTarget,
-}
-
-
-def resolve_target(target: Target | str, allowed=None) -> Target:
-    if isinstance(target, Target):
-        return target
-    names = TARGETS if allowed is None else allowed
-    if not isinstance(target, str) or target not in names:
-        raise ValueError(f"unknown target {target!r}; pass a jaxflow.losses.Target or one of {sorted(names)}")
-    return TARGETS[target]()
+__all__ = [
+    "TARGETS",
+    "DataTarget",
+    "NoiseTarget",
+    "ScoreTarget",
+    "Target",
+    "VelocityTarget",
+    "noise_scale",
+    "path_noise",
+    "resolve_target",
+]

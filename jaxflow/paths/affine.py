@@ -9,11 +9,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import broadcast_time, check_choice, check_time
+from jaxflow._checks import broadcast_time, check_time
 from jaxflow.paths.base import PathSample, ProbabilityPath, validate_path_inputs
 from jaxflow.paths.schedulers import CondOTScheduler, Scheduler, VPTrigScheduler
+from jaxflow.paths.targets import TARGETS, Target, resolve_target
 
-PARAMETRISATIONS = ("velocity", "score", "epsilon", "x1")
+PARAMETRISATIONS = ("velocity", "score", "epsilon", "x1")  # shorthand names of the convertible targets
 
 
 class AffinePath(ProbabilityPath):
@@ -39,43 +40,31 @@ class AffinePath(ProbabilityPath):
         """The scale of the path's Gaussian noise (the source x0 ~ N(0, I)) at t: σ_t."""
         return self.scheduler.sigma(t)
 
-    # ---- parametrisation converters (ε is the hub) ----
-    def _to_epsilon(self, kind, pred, t, x):
-        s = self.scheduler
-        a, sg, da, ds = s.alpha(t), s.sigma(t), s.d_alpha(t), s.d_sigma(t)
-        if kind == "epsilon":
-            return pred
-        if kind == "score":  # E[x0 | x_t] = −σ s
-            return -sg * pred
-        if kind == "x1":
-            return (x - a * pred) / sg
-        # velocity: v = (α̇/α) x + (σ̇ − α̇σ/α) ε
-        return (pred - (da / a) * x) / (ds - da * sg / a)
+    def convert(
+        self, pred: jax.Array, t: jax.Array, x: jax.Array, *, source: Target | str, target: Target | str
+    ) -> jax.Array:
+        """Convert a prediction `pred` at (t, x) from the parametrisation `source` to `target`.
 
-    def _from_epsilon(self, kind, eps, t, x):
-        s = self.scheduler
-        a, sg, da, ds = s.alpha(t), s.sigma(t), s.d_alpha(t), s.d_sigma(t)
-        if kind == "epsilon":
-            return eps
-        if kind == "score":
-            return -eps / sg
-        if kind == "x1":
-            return (x - sg * eps) / a
-        return da * (x - sg * eps) / a + ds * eps
-
-    def convert(self, pred: jax.Array, t: jax.Array, x: jax.Array, *, source: str, target: str) -> jax.Array:
-        """Convert a prediction `pred` at (t, x) from parametrisation `source` to `target`.
-
-        pred, x: [B, ...]; t: [] or [B]. Conversions divide by α_t and σ_t, so they are singular where those vanish
-        (e.g. t = 0 for α = t): evaluate them in the open interval.
+        source, target: `jaxflow.paths.targets` objects (`VelocityTarget()`, `ScoreTarget()`, `NoiseTarget()`,
+        `DataTarget()`, or a subclass that defines `to_noise`/`from_noise`) or their names ("velocity", "score",
+        "epsilon", "x1", ...). pred, x: [B, ...]; t: [] or [B]. Conversions divide by α_t and σ_t, so they are
+        singular where those vanish (e.g. t = 0 for α = t): evaluate them in the open interval.
         """
-        check_choice(source, "source parametrisation", PARAMETRISATIONS)
-        check_choice(target, "target parametrisation", PARAMETRISATIONS)
+        source = _parametrisation(source, "source")
+        target = _parametrisation(target, "target")
         t = check_time(t)
         tb = broadcast_time(t, x)
-        if source == target:
+        if type(source) is type(target):
             return pred
-        return self._from_epsilon(target, self._to_epsilon(source, pred, tb, x), tb, x)
+        s = self.scheduler
+        coef = (s.alpha(tb), s.sigma(tb), s.d_alpha(tb), s.d_sigma(tb))
+        return target.from_noise(coef, source.to_noise(coef, pred, x), x)
+
+
+def _parametrisation(p, role: str) -> Target:
+    if isinstance(p, str) and p not in TARGETS:
+        raise ValueError(f"unknown {role} parametrisation {p!r}; choose from {list(PARAMETRISATIONS)} or pass a Target")
+    return resolve_target(p)
 
 
 def cond_ot_path() -> AffinePath:

@@ -11,11 +11,15 @@ from jaxflow.sampling.invert import (
     step_size_bound,
 )
 from jaxflow.sampling.likelihood import (
+    DivergenceEstimator,
+    ExactDivergence,
+    HutchinsonDivergence,
     LikelihoodOutput,
     bits_per_dim,
     exact_divergence,
     hutchinson_divergence,
     log_likelihood,
+    resolve_divergence,
     standard_normal_log_prob,
 )
 from jaxflow.sampling.ode import SOLVERS, SampleOutput, sample
@@ -31,6 +35,10 @@ from jaxflow.sampling.solvers import (
 )
 
 __all__ = [
+    "DivergenceEstimator",
+    "ExactDivergence",
+    "HutchinsonDivergence",
+    "resolve_divergence",
     "InversionResult",
     "StepSizeBound",
     "flowopt",

@@ -12,16 +12,19 @@ probe). Everything is differentiable (diffrax's checkpointed adjoint). Reported 
 
 from __future__ import annotations
 
+import abc
 import math
+import warnings
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array, check_choice, check_count
+from jaxflow._checks import check_array, check_count
 from jaxflow.sampling.ode import bind
 from jaxflow.sampling.solvers import (
     check_field_output,
@@ -33,8 +36,7 @@ from jaxflow.sampling.solvers import (
     resolve_solver,
 )
 
-METHODS = ("exact", "hutchinson")
-PROBES = ("rademacher", "gaussian")
+_PROBES = {"rademacher": jax.random.rademacher, "gaussian": jax.random.normal}
 
 
 class LikelihoodOutput(NamedTuple):
@@ -79,16 +81,78 @@ def hutchinson_divergence(velocity: Callable, t, x: jax.Array, probes: jax.Array
     return jnp.mean(jax.vmap(one)(probes), axis=0)
 
 
+class DivergenceEstimator(eqx.Module):
+    """How `log_likelihood` computes ∇·v(t, x) per sample along the path; subclass it for another estimator.
+
+    `prepare(key, x)` draws what the estimate keeps fixed along the path (probes; None when nothing), once per call;
+    `__call__(velocity, t, x, state)` returns the divergence [B] of `velocity(t, x)` at x [B, ...].
+    `needs_key`: whether `prepare` uses its key (log_likelihood then refuses key=None).
+    """
+
+    needs_key: ClassVar[bool] = False
+
+    def prepare(self, key: jax.Array | None, x: jax.Array):
+        return None
+
+    @abc.abstractmethod
+    def __call__(self, velocity: Callable, t, x: jax.Array, state) -> jax.Array: ...
+
+
+class ExactDivergence(DivergenceEstimator):
+    """The trace of the Jacobian: d forward-mode products per sample (exact; for small d)."""
+
+    def __call__(self, velocity, t, x, state):
+        return exact_divergence(velocity, t, x)
+
+
+class HutchinsonDivergence(DivergenceEstimator):
+    """Hutchinson's unbiased estimate mean_k ε_kᵀ J ε_k with `n_probes` probes per sample, drawn once per call and
+    kept along the path (Grathwohl et al. 2019). `probe`: "rademacher", "gaussian", or a sampler
+    `probe(key, shape, dtype)` of zero-mean, identity-covariance probes."""
+
+    needs_key: ClassVar[bool] = True
+    n_probes: int = eqx.field(static=True, default=1)
+    probe: Callable = eqx.field(static=True, default=jax.random.rademacher)
+
+    def __init__(self, n_probes: int = 1, probe: str | Callable = "rademacher"):
+        check_count(n_probes, "n_probes")
+        if isinstance(probe, str):
+            if probe not in _PROBES:
+                raise ValueError(f"unknown probe {probe!r}; choose from {sorted(_PROBES)} or pass a sampler")
+            probe = _PROBES[probe]
+        elif not callable(probe):
+            raise TypeError(f"probe must be a name or a sampler probe(key, shape, dtype), got {type(probe).__name__}")
+        self.n_probes, self.probe = int(n_probes), probe
+
+    def prepare(self, key, x):
+        return self.probe(key, (self.n_probes, *x.shape), x.dtype)
+
+    def __call__(self, velocity, t, x, state):
+        return hutchinson_divergence(velocity, t, x, state)
+
+
+_DIVERGENCES = {"exact": ExactDivergence, "hutchinson": HutchinsonDivergence}
+
+
+def resolve_divergence(divergence: DivergenceEstimator | str) -> DivergenceEstimator:
+    """A divergence estimator object, or its shorthand name ("exact", "hutchinson" with one Rademacher probe)."""
+    if isinstance(divergence, DivergenceEstimator):
+        return divergence
+    if isinstance(divergence, str) and divergence in _DIVERGENCES:
+        return _DIVERGENCES[divergence]()
+    raise ValueError(
+        f"unknown divergence estimator {divergence!r}; pass a DivergenceEstimator or one of {sorted(_DIVERGENCES)}"
+    )
+
+
 def log_likelihood(
     velocity: Callable,
     x: Float[Array, "B ..."],
     *,
     params=None,
     cond=None,
-    method: str = "exact",
+    divergence: DivergenceEstimator | str = "exact",
     key: jax.Array | None = None,
-    n_probes: int = 1,
-    probe: str = "rademacher",
     solver: diffrax.AbstractSolver | str = "tsit5",
     steps: int | None = None,
     t0: float | jax.Array = 0.0,
@@ -100,17 +164,34 @@ def log_likelihood(
     throw: bool = True,
     prior_log_prob: Callable = standard_normal_log_prob,
     max_steps: int = 16_384,
+    method: str | None = None,
+    n_probes: int | None = None,
+    probe: str | None = None,
 ) -> LikelihoodOutput:
     """log p_{t1}(x) of the flow of `velocity` started from the prior at t0.
 
     velocity: `v(t, x)` or, with `params`, the model boundary `v(params, t, x, cond)`.
-    method: `exact` or `hutchinson` (needs `key`; `n_probes` probes of kind `probe`).
+    divergence: a `DivergenceEstimator` (`ExactDivergence()`, `HutchinsonDivergence(n_probes, probe)`, a subclass)
+      or the name of one; an estimator that draws probes needs `key`.
+    method, n_probes, probe: the former spelling of `divergence` (deprecated; one release, with a FutureWarning).
     solver, stepsize_controller, adjoint, throw: as in `jaxflow.sample` (any diffrax solver object or a shorthand;
       step control as there: a solver with an error estimate runs under a PID controller with rtol/atol unless
       `steps` or a controller is given). nfe counts evaluations of the augmented field.
     """
-    check_choice(method, "divergence method", METHODS)
-    check_choice(probe, "probe", PROBES)
+    if method is not None or n_probes is not None or probe is not None:
+        warnings.warn(
+            "log_likelihood(method=, n_probes=, probe=) is deprecated; pass divergence=ExactDivergence() or "
+            "divergence=HutchinsonDivergence(n_probes, probe)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if (method or "exact") == "hutchinson":
+            divergence = HutchinsonDivergence(1 if n_probes is None else n_probes, probe or "rademacher")
+        else:
+            divergence = method or divergence
+    divergence = resolve_divergence(divergence)
+    if divergence.needs_key and key is None:
+        raise ValueError(f"{type(divergence).__name__} draws probes: pass key=")
     solver, adaptive = resolve_solver(solver)
     x = check_array(x, "x")
     if x.ndim < 2:
@@ -121,24 +202,10 @@ def log_likelihood(
     velocity = bind(velocity, params, cond)
     check_field_output(velocity, t1, x, "velocity")
 
-    if method == "hutchinson":
-        if key is None:
-            raise ValueError("the Hutchinson estimator needs a key")
-        if n_probes < 1:
-            raise ValueError(f"n_probes must be >= 1, got {n_probes}")
-        shape = (n_probes, *x.shape)
-        if probe == "rademacher":
-            probes = jax.random.rademacher(key, shape, x.dtype)
-        else:
-            probes = jax.random.normal(key, shape, x.dtype)
+    div_state = divergence.prepare(key, x)
 
-        def div(t, y):
-            return hutchinson_divergence(velocity, t, y, probes)
-
-    else:
-
-        def div(t, y):
-            return exact_divergence(velocity, t, y)
+    def div(t, y):
+        return divergence(velocity, t, y, div_state)
 
     def field(t, state, args):
         y, _ = state

@@ -90,6 +90,46 @@ def test_converter_round_trips(scheduler, key):
             np.testing.assert_allclose(back, pred, rtol=1e-4, atol=1e-4)
 
 
+def test_converters_take_target_objects_and_a_subclass(key):
+    """Names are shorthands for the target objects (same numbers); a fork's target converts through the ε hub."""
+    from jaxflow.paths.targets import DataTarget, NoiseTarget, ScoreTarget, Target, VelocityTarget
+
+    path = AffinePath(VPTrigScheduler())
+    x = jax.random.normal(key, (8, 3))
+    pred = jax.random.normal(jax.random.fold_in(key, 1), (8, 3))
+    t = jnp.linspace(0.2, 0.8, 8)
+    objs = {"velocity": VelocityTarget(), "score": ScoreTarget(), "epsilon": NoiseTarget(), "x1": DataTarget()}
+    for a, oa in objs.items():
+        for b, ob in objs.items():
+            np.testing.assert_array_equal(
+                path.convert(pred, t, x, source=a, target=b), path.convert(pred, t, x, source=oa, target=ob)
+            )
+
+    class Denoised(Target):
+        """x1-prediction written as the posterior mean of the *noise-free* part α x1 (a fork's parametrisation)"""
+
+        def __call__(self, path, ps):
+            raise NotImplementedError
+
+        def to_noise(self, coef, pred, x):
+            return (x - pred) / coef[1]
+
+        def from_noise(self, coef, eps, x):
+            return x - coef[1] * eps
+
+    tb = t[:, None]
+    alpha = VPTrigScheduler().alpha(tb)
+    via = path.convert(pred, t, x, source="x1", target=Denoised())
+    np.testing.assert_allclose(via, alpha * pred, rtol=1e-5, atol=1e-6)  # α x̂1, by hand
+
+    class Unconvertible(Target):
+        def __call__(self, path, ps):
+            return ps.x1, None
+
+    with pytest.raises(NotImplementedError, match="no conversion"):
+        path.convert(pred, t, x, source="velocity", target=Unconvertible())
+
+
 def test_converters_against_gaussian_mixture_closed_form(key):
     """The score of the linear path, converted to a velocity, is the closed-form marginal velocity."""
     gmm = GaussianMixture(

@@ -8,6 +8,9 @@ import pytest
 import jaxflow as jf
 from jaxflow.metrics import wasserstein
 from jaxflow.sampling import (
+    DivergenceEstimator,
+    ExactDivergence,
+    HutchinsonDivergence,
     diffusion_epsilon,
     exact_divergence,
     guided,
@@ -52,7 +55,7 @@ def test_hutchinson_is_unbiased_for_the_trace():
             mean, se = single.mean(0), single.std(0) / np.sqrt(k)
             assert np.all(np.abs(mean - exact) < 4 * se + 1e-12)
         est = log_likelihood(
-            gmm.velocity, x, method="hutchinson", key=jax.random.key(3), n_probes=256, rtol=1e-7, atol=1e-7
+            gmm.velocity, x, divergence=HutchinsonDivergence(256), key=jax.random.key(3), rtol=1e-7, atol=1e-7
         ).log_prob
         ref = gmm.log_prob(x)
         assert float(jnp.mean(jnp.abs(est - ref))) < 0.1
@@ -150,10 +153,14 @@ def test_bad_input():
         sample_sde(gmm.velocity, gmm.score, x, jax.random.key(0), epsilon=-0.1)
     with pytest.raises(ValueError, match="solver"):
         sample_sde(gmm.velocity, gmm.score, x, jax.random.key(0), solver="milstein")
-    with pytest.raises(ValueError, match="divergence method"):
-        log_likelihood(gmm.velocity, x, method="skilling")
-    with pytest.raises(ValueError, match="needs a key"):
-        log_likelihood(gmm.velocity, x, method="hutchinson")
+    with pytest.raises(ValueError, match="unknown divergence estimator"):
+        log_likelihood(gmm.velocity, x, divergence="skilling")
+    with pytest.raises(ValueError, match="pass key="):
+        log_likelihood(gmm.velocity, x, divergence="hutchinson")
+    with pytest.raises(ValueError, match="unknown probe"):
+        HutchinsonDivergence(4, "cauchy")
+    with pytest.raises(ValueError, match="n_probes"):
+        HutchinsonDivergence(0)
     with pytest.raises(ValueError, match="non-finite"):
         log_likelihood(gmm.velocity, x.at[0, 0].set(jnp.inf))
     with pytest.raises(ValueError, match="labels must lie"):
@@ -199,3 +206,36 @@ def test_vp_probability_flow_ode_with_the_exact_score_reaches_the_mixture(solver
     np.testing.assert_allclose(np.bincount(nearest) / len(x), weights, atol=0.02)
     linear = jf.sample(gmm.velocity, x0[:1500], solver="tsit5", rtol=1e-6, atol=1e-6).x
     assert jf.metrics.wasserstein(x[:1500], linear) < 0.05  # two-sample floor at n = 1500 is 0.10-0.20
+
+
+def test_divergence_estimators_are_objects_names_are_shorthands():
+    """A name and its object give the same numbers; a subclass (a fork's estimator) plugs in; the former keyword
+    spelling still works for one release, with a warning, and gives the same numbers."""
+    with jax.enable_x64(True):
+        gmm = _mixture()
+        x = gmm.sample(jax.random.key(1), 6)
+        by_name = log_likelihood(gmm.velocity, x, divergence="exact", rtol=1e-8, atol=1e-8)
+        by_object = log_likelihood(gmm.velocity, x, divergence=ExactDivergence(), rtol=1e-8, atol=1e-8)
+        np.testing.assert_array_equal(by_name.log_prob, by_object.log_prob)
+        assert int(by_name.nfe) == int(by_object.nfe)
+
+        class Rademacher64(DivergenceEstimator):
+            """a fork's estimator: Hutchinson with many Rademacher probes written from scratch"""
+
+            needs_key = True
+
+            def prepare(self, key, x):
+                return jax.random.rademacher(key, (64, *x.shape), x.dtype)
+
+            def __call__(self, velocity, t, x, probes):
+                jv = jax.vmap(lambda e: jax.jvp(lambda y: velocity(t, y), (x,), (e,))[1])(probes)
+                return jnp.mean(jnp.sum(probes * jv, axis=-1), axis=0)
+
+        key = jax.random.key(5)
+        mine = log_likelihood(gmm.velocity, x, divergence=Rademacher64(), key=key, rtol=1e-8, atol=1e-8).log_prob
+        lib = log_likelihood(gmm.velocity, x, divergence=HutchinsonDivergence(64), key=key, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(mine, lib.log_prob, rtol=1e-10)
+        assert float(jnp.mean(jnp.abs(mine - gmm.log_prob(x)))) < 0.3
+        with pytest.warns(FutureWarning, match="divergence="):
+            old = log_likelihood(gmm.velocity, x, method="hutchinson", n_probes=64, key=key, rtol=1e-8, atol=1e-8)
+        np.testing.assert_array_equal(old.log_prob, lib.log_prob)

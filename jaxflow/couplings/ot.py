@@ -10,6 +10,7 @@ published OT-CFM default) or returns a one-to-one *permutation* of x1.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -63,7 +64,13 @@ def label_blocked_cost(cost: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 class AssignmentSolver(eqx.Module):
-    """An exact assignment solver: `solver(cost [B, B]) -> (perm [B], converged [])`, row i paired with perm[i]."""
+    """An exact assignment solver: `solver(cost [B, B]) -> (perm [B], converged [])`, row i paired with perm[i].
+
+    `on_host`: the solver runs on host threads through a callback (the step factory then pairs a whole chunk ahead
+    of the device work); False for a solver that compiles onto the device.
+    """
+
+    on_host: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(self, cost: jax.Array) -> tuple[jax.Array, jax.Array]: ...
@@ -77,6 +84,8 @@ class AssignmentSolver(eqx.Module):
 class NetworkSimplex(AssignmentSolver):
     """POT's network simplex on host threads, through a callback (exact; a batch of problems under vmap is solved in
     parallel threads). Fast on a CPU; on an accelerator every call round-trips to the host."""
+
+    on_host: ClassVar[bool] = True
 
     def __call__(self, cost):
         return exact_assignment(cost), jnp.asarray(True)
@@ -136,7 +145,7 @@ class ExactOTCoupling(CostCoupling):
 
     @property
     def pairs_on_host(self) -> bool:
-        return isinstance(self.solver, NetworkSimplex)
+        return self.solver.on_host
 
     def __call__(self, key, x0, x1, labels=None) -> Pairing:
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
@@ -167,6 +176,9 @@ class SinkhornCoupling(CostCoupling):
     that memory (about 3× fewer iterations on the 2-D benchmark at the same plan); 0 gives plain Sinkhorn.
     on_nonconvergence: `warn` (default), `raise` or `ignore` when Sinkhorn stops at `max_iterations` before the
     threshold (the plan is then not the entropic optimum; under jit the report is a host callback run only then).
+    sinkhorn: an ott-jax `Sinkhorn` solver object to use as it is (any of its options: momentum, initializers,
+    another acceleration, implicit differentiation, ...); `threshold`, `max_iterations` and `anderson` then are not
+    used (passing both is refused). Its convergence is reported as above.
     """
 
     epsilon: float = 0.01
@@ -176,6 +188,7 @@ class SinkhornCoupling(CostCoupling):
     max_iterations: int = eqx.field(default=2000, static=True)
     anderson: int = eqx.field(default=5, static=True)
     on_nonconvergence: str = eqx.field(default="warn", static=True)
+    sinkhorn: ott_sinkhorn.Sinkhorn | None = eqx.field(default=None, static=True)
 
     def __check_init__(self):
         check_choice(self.mode, "mode", MODES)
@@ -183,9 +196,16 @@ class SinkhornCoupling(CostCoupling):
         check_positive(self.epsilon, "epsilon")
         if self.anderson < 0 or self.anderson == 1:
             raise ValueError(f"anderson memory must be 0 (off) or >= 2, got {self.anderson}")
+        if self.sinkhorn is not None:
+            if not isinstance(self.sinkhorn, ott_sinkhorn.Sinkhorn):
+                raise TypeError(f"sinkhorn must be an ott-jax Sinkhorn solver, got {type(self.sinkhorn).__name__}")
+            if (self.threshold, self.max_iterations, self.anderson) != (1e-3, 2000, 5):
+                raise ValueError("pass either an ott Sinkhorn object or threshold/max_iterations/anderson, not both")
 
     def solver(self) -> ott_sinkhorn.Sinkhorn:
-        """The configured ott-jax solver (an ott object, usable on its own)."""
+        """The ott-jax solver: the one passed as `sinkhorn`, else one configured from the fields."""
+        if self.sinkhorn is not None:
+            return self.sinkhorn
         accel = acceleration.AndersonAcceleration(memory=self.anderson) if self.anderson else None
         return ott_sinkhorn.Sinkhorn(threshold=self.threshold, max_iterations=self.max_iterations, anderson=accel)
 

@@ -361,3 +361,48 @@ def test_sinkhorn_corrected_wcfm_weights_are_the_entropic_plan_diagonal(eps):
     # the stop rule matters: a single iteration is far from the plan at small ε
     one = GibbsWeightedCoupling(epsilon=eps, correction="sinkhorn", sinkhorn_iterations=1)
     assert np.max(np.abs(np.asarray(one(jax.random.key(0), x0, x1).weights) / expected - 1)) > 2e-2
+
+
+def test_sinkhorn_coupling_takes_an_ott_solver_object(key):
+    """An ott Sinkhorn object is used as it is: the plan equals ott's own solve of the same problem, and the same
+    solver built from the coupling's fields gives the same plan."""
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+    x0 = jax.random.normal(key, (24, 2))
+    x1 = jax.random.normal(jax.random.fold_in(key, 1), (24, 2)) + 1.0
+    cost = sqeuclidean_cost(x0, x1)
+    solver = ott_sinkhorn.Sinkhorn(threshold=1e-5, max_iterations=5000, momentum=None)
+    coupling = SinkhornCoupling(epsilon=0.05, sinkhorn=solver)
+    assert coupling.solver() is solver
+    plan = coupling.plan(cost)
+    ref = solve_sinkhorn(cost, 0.05 * float(jnp.mean(cost)), solver=solver).matrix
+    np.testing.assert_allclose(plan, ref, rtol=1e-3, atol=1e-6)
+    fields = SinkhornCoupling(epsilon=0.05, threshold=1e-5, max_iterations=5000, anderson=0).plan(cost)
+    np.testing.assert_allclose(plan, fields, rtol=1e-3, atol=1e-6)
+    # under jit, as the train step calls it
+    np.testing.assert_allclose(jax.jit(coupling.plan)(cost), plan, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        SinkhornCoupling(sinkhorn=solver, threshold=1e-5)
+    with pytest.raises(TypeError, match="ott-jax Sinkhorn"):
+        SinkhornCoupling(sinkhorn="sinkhorn")
+
+
+def test_exact_coupling_reads_host_or_device_from_the_solver():
+    """Where pairs are made follows the solver's own `on_host`, for the library's solvers and a fork's."""
+
+    class ForkHost(jf.couplings.NetworkSimplex):
+        pass
+
+    class ForkDevice(jf.couplings.AssignmentSolver):
+        def __call__(self, cost):
+            return jnp.argmin(cost, axis=1), jnp.asarray(True)
+
+    assert ExactOTCoupling(solver="network_simplex").pairs_on_host
+    assert not ExactOTCoupling(solver="auction").pairs_on_host
+    assert ExactOTCoupling(solver=ForkHost()).pairs_on_host
+    assert not ExactOTCoupling(solver=ForkDevice()).pairs_on_host
+
+    class ForkCallback(ForkDevice):
+        on_host = True  # a fork's solver that calls out to the host
+
+    assert ExactOTCoupling(solver=ForkCallback()).pairs_on_host

@@ -18,8 +18,8 @@ Two systems, with forces written out by hand (and checked against autodiff in th
   z_i = (1/N) Σ_j E_ij, K = ½ Σ_i ⟨B P_i, P_i⟩ / z_i, U = −½ Σ_ij E_ij; F_i = B P_i / z_i. For symmetric M the
   classical flow is softmax attention, Ẋ_i = N Σ_j softmax_j(x_iᵀ M x_j) B M x_j.
 
-Discretisations (`integrate`), each one kernel evaluation (one "oracle call") per step, since the force and the
-velocity of one step are taken at the same positions:
+Discretisations (`Scheme` objects, shared with `jaxflow.nn.AcceleratedBlock`; `integrate`), each one kernel
+evaluation (one "oracle call") per step, since the force and the velocity of one step are taken at the same positions:
   euler:        X ← X + h F(X, P),  P ← P + h (G(X, P) − α P)
   symplectic:   P ← σ (P + h G(X, P)),  X ← X + h F(X, P)   (conformal symplectic Euler, σ = exp(−∫ α dt))
   exponential:  P ← σ P + (1 − σ)/Δ · h G(X, P),  X ← X + h F(X, P)   (Δ = ∫ α dt over the step; exact for constant G)
@@ -30,15 +30,15 @@ symplectic Euler method when K does not depend on X.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import check_array, check_choice, check_positive
-
-SCHEMES = ("euler", "symplectic", "exponential", "classical")
+from jaxflow._checks import check_array, check_positive
 
 
 def _sym(a):
@@ -170,30 +170,87 @@ class FlowRecord(NamedTuple):
     oracle_calls: jax.Array
 
 
-def step(system, scheme: str, x, p, t, h, damping: Damping = NESTEROV):
-    """One step of `scheme` from time t with step h; returns (x, p)."""
-    if scheme == "classical":
-        return x + h * classical_velocity(system, x), p
-    if scheme == "euler":
+class Scheme(eqx.Module):
+    """A discretisation of the damped Hamiltonian flow, shared by the particle flows (`integrate`) and the
+    accelerated attention blocks (`jaxflow.nn.AcceleratedBlock`), so both run the same update.
+
+    `update(x, p, g, velocity, h, alpha, delta) -> (x, p)`: one step of size h, given the force g = G(X, P) at the
+    current state, `velocity(p)` = F(X, p) at the current positions (p ↦ p in a transformer block), the damping
+    α(t) at the step's start and its integral Δ over the step. Subclass it for another scheme.
+    `step(system, x, p, t, h, damping)` evaluates g, α(t) and Δ = ∫_t^{t+h} α for a particle system first.
+    """
+
+    @abc.abstractmethod
+    def update(self, x, p, g, velocity: Callable, h, alpha, delta): ...
+
+    def step(self, system, x, p, t, h, damping: Damping):
         g = system.force(x, p)
-        return x + h * system.velocity(x, p), p + h * (g - damping(t) * p)
-    delta = damping.integral(t, t + h)
-    sigma = jnp.exp(-delta)
-    if scheme == "symplectic":
-        p = sigma * (p + h * system.force(x, p))
-    elif scheme == "exponential":
+        return self.update(x, p, g, lambda q: system.velocity(x, q), h, damping(t), damping.integral(t, t + h))
+
+
+class ExplicitEuler(Scheme):
+    """X ← X + h F(X, P), P ← P + h (G − α(t) P)."""
+
+    def update(self, x, p, g, velocity, h, alpha, delta):
+        return x + h * velocity(p), p + h * (g - alpha * p)
+
+
+class SymplecticEuler(Scheme):
+    """P ← σ (P + h G), X ← X + h F(X, P_new): conformal symplectic Euler, σ = exp(−Δ)."""
+
+    def update(self, x, p, g, velocity, h, alpha, delta):
+        p = jnp.exp(-delta) * (p + h * g)
+        return x + h * velocity(p), p
+
+
+class ExponentialEuler(Scheme):
+    """P ← σ P + (1 − σ)/Δ · h G, X ← X + h F(X, P_new), σ = exp(−Δ) (exact for a constant force)."""
+
+    def update(self, x, p, g, velocity, h, alpha, delta):
+        delta = jnp.asarray(delta)
         phi = jnp.where(delta > 1e-12, -jnp.expm1(-delta) / jnp.where(delta > 1e-12, delta, 1.0), 1.0)
-        p = sigma * p + phi * h * system.force(x, p)
-    else:
-        check_choice(scheme, "scheme", SCHEMES)
-    return x + h * system.velocity(x, p), p
+        p = jnp.exp(-delta) * p + phi * h * g
+        return x + h * velocity(p), p
+
+
+class Classical(Scheme):
+    """The over-damped (classical) flow by Euler: X ← X + h F(X, −∇U(X)); the momentum is left as it is. It needs
+    the potential, so it has no `update` from a force alone (no transformer block form)."""
+
+    def update(self, x, p, g, velocity, h, alpha, delta):
+        raise TypeError("the classical scheme steps a system (it needs ∇U), not a force; use step()")
+
+    def step(self, system, x, p, t, h, damping):
+        return x + h * classical_velocity(system, x), p
+
+
+SCHEMES = {
+    "euler": ExplicitEuler,
+    "symplectic": SymplecticEuler,
+    "exponential": ExponentialEuler,
+    "classical": Classical,
+}
+
+
+def resolve_scheme(scheme: Scheme | str) -> Scheme:
+    """A scheme object, or the one a shorthand name stands for (`SCHEMES`)."""
+    if isinstance(scheme, Scheme):
+        return scheme
+    if isinstance(scheme, str) and scheme in SCHEMES:
+        return SCHEMES[scheme]()
+    raise ValueError(f"unknown scheme {scheme!r}; pass a Scheme or one of {list(SCHEMES)}")
+
+
+def step(system, scheme: Scheme | str, x, p, t, h, damping: Damping = NESTEROV):
+    """One step of `scheme` from time t with step h; returns (x, p)."""
+    return resolve_scheme(scheme).step(system, x, p, t, h, damping)
 
 
 def integrate(
     system,
     x0: jax.Array,
     *,
-    scheme: str = "symplectic",
+    scheme: Scheme | str = "symplectic",
     steps: int = 100,
     h: float = 0.1,
     damping: Damping = NESTEROV,
@@ -202,7 +259,7 @@ def integrate(
 ) -> FlowRecord:
     """Run `steps` steps of `scheme` from X = x0, P = p0 (zero by default), time t0 (default h, so that the
     logarithmic damping is finite). Records the potential and the Hamiltonian after every step."""
-    check_choice(scheme, "scheme", SCHEMES)
+    scheme = resolve_scheme(scheme)
     x0 = check_array(x0, "x0", ndim=2)
     check_positive(h, "h")
     if steps < 1:
@@ -215,7 +272,7 @@ def integrate(
 
     def body(carry, k):
         x, p = carry
-        x, p = step(system, scheme, x, p, t0 + k * h, h, damping)
+        x, p = scheme.step(system, x, p, t0 + k * h, h, damping)
         return (x, p), (system.potential(x), hamiltonian(system, x, p))
 
     (x, p), (u, ham) = jax.lax.scan(body, (x0, p0), jnp.arange(steps))

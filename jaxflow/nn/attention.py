@@ -25,8 +25,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxflow.dynamics.accelerated import Classical, Damping, Scheme, resolve_scheme
+
 ATTENTION_KINDS = ("softmax", "linear")
-BLOCK_SCHEMES = ("symplectic", "exponential", "euler")
+BLOCK_SCHEMES = ("symplectic", "exponential", "euler")  # the shorthand names a block accepts
 
 
 class MultiHeadAttention(nn.Module):
@@ -83,33 +85,26 @@ class AcceleratedBlock(nn.Module):
     layer: int = 0
     kind: str = "softmax"
     causal: bool = True
-    scheme: str = "symplectic"
+    scheme: Scheme | str = "symplectic"
     c_log: float = 3.0
     c_lin: float = 0.0
     step_init: float = 1.0
 
-    def damping(self):
-        t = self.layer + 1.0
-        delta = self.c_log * math.log((t + 1.0) / t) + self.c_lin
-        return math.exp(-delta), delta, self.c_log / t + self.c_lin
-
     @nn.compact
     def __call__(self, x: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if self.scheme not in BLOCK_SCHEMES:
-            raise ValueError(f"unknown scheme {self.scheme!r}; choose one of {BLOCK_SCHEMES}")
+        if isinstance(self.scheme, str) and self.scheme not in BLOCK_SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r}; pass a Scheme or one of {BLOCK_SCHEMES}")
+        scheme = resolve_scheme(self.scheme)
+        if isinstance(scheme, Classical):
+            raise ValueError("the classical scheme has no accelerated block; use ClassicalBlock")
         h = jnp.exp(self.param("log_h_attn", lambda _: jnp.asarray(math.log(self.step_init), jnp.float32)))
         h_m = jnp.exp(self.param("log_h_mlp", lambda _: jnp.asarray(0.0, jnp.float32)))
         g = MultiHeadAttention(self.n_heads, self.kind, self.causal, name="attn")(nn.LayerNorm(name="ln1")(x))
-        sigma, delta, alpha = self.damping()
-        if self.scheme == "symplectic":
-            p = sigma * (p + h * g)
-            x = x + h * p
-        elif self.scheme == "exponential":
-            phi = -math.expm1(-delta) / delta if delta > 1e-12 else 1.0
-            p = sigma * p + phi * h * g
-            x = x + h * p
-        else:
-            x, p = x + h * p, p + h * (g - alpha * p)
+        # layer ℓ is the step from time ℓ + 1 to ℓ + 2 of the damping α(t) = c_log / t + c_lin (unit time steps;
+        # the learned step h scales the force and velocity terms)
+        t = self.layer + 1.0
+        damping = Damping(self.c_log, self.c_lin)
+        x, p = scheme.update(x, p, g, lambda q: q, h, damping(t), damping.integral(t, t + 1.0))
         x = x + h_m * MLP(name="mlp")(nn.LayerNorm(name="ln2")(x))
         return x, p
 

@@ -132,3 +132,51 @@ def test_bad_input():
         dy.integrate(system, x, p0=jnp.ones((3, 3)))
     with pytest.raises(ValueError, match="non-finite"):
         dy.integrate(system, x.at[0, 0].set(jnp.nan))
+
+
+def test_schemes_are_objects_shared_by_flows_and_blocks():
+    """One implementation per scheme: a name and its object agree in the particle flow and in the transformer
+    block; a fork's scheme plugs into both; the block form of a scheme is the flow's update with F(X, P) = P."""
+    import numpy as np
+
+    from jaxflow.nn import AcceleratedBlock
+
+    system = dy.LinearAttentionSystem(0.5 * jnp.eye(2), -jnp.eye(2))
+    x0 = jax.random.normal(jax.random.key(2), (8, 2))
+    for name, cls in [
+        ("euler", dy.ExplicitEuler),
+        ("symplectic", dy.SymplecticEuler),
+        ("exponential", dy.ExponentialEuler),
+    ]:
+        by_name = dy.integrate(system, x0, scheme=name, steps=20, h=0.1).energy
+        by_obj = dy.integrate(system, x0, scheme=cls(), steps=20, h=0.1).energy
+        np.testing.assert_array_equal(by_name, by_obj)
+
+    class HalfStepSymplectic(dy.Scheme):
+        """a fork's scheme: Störmer–Verlet-like half kicks (for a test, not a recommendation)"""
+
+        def update(self, x, p, g, velocity, h, alpha, delta):
+            sigma = jnp.exp(-delta)
+            p = sigma * (p + h * g)
+            return x + h * velocity(p), p
+
+    np.testing.assert_allclose(
+        dy.integrate(system, x0, scheme=HalfStepSymplectic(), steps=20, h=0.1).energy,
+        dy.integrate(system, x0, scheme="symplectic", steps=20, h=0.1).energy,
+        rtol=1e-6,
+    )
+    x = jax.random.normal(jax.random.key(3), (2, 5, 8))
+    p = jax.random.normal(jax.random.key(4), (2, 5, 8))
+    outs = {}
+    for scheme in ("symplectic", dy.SymplecticEuler(), HalfStepSymplectic()):
+        block = AcceleratedBlock(2, layer=1, scheme=scheme)
+        params = block.init(jax.random.key(0), x, p)
+        outs[repr(scheme)] = block.apply(params, x, p)
+    first, *rest = outs.values()
+    for other in rest:
+        np.testing.assert_allclose(first[0], other[0], rtol=1e-6)
+        np.testing.assert_allclose(first[1], other[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="ClassicalBlock"):
+        AcceleratedBlock(2, scheme=dy.Classical()).init(jax.random.key(0), x, p)
+    with pytest.raises(ValueError, match="unknown scheme"):
+        dy.integrate(system, x0, scheme="leapfrog")

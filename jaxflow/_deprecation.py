@@ -71,3 +71,25 @@ def key_first(old_index: int, *, method: bool = False) -> Callable:
         return wrapper
 
     return wrap
+
+
+def deprecated_names(module_name: str, names: dict[str, tuple[str, str]]) -> Callable:
+    """A module `__getattr__` serving names that became private: `names[old] = (module, private attribute)`.
+
+    Each access warns (FutureWarning) for one release; an unknown name raises the usual AttributeError.
+    """
+    import importlib
+
+    def __getattr__(name: str):
+        if name in names:
+            module, attr = names[name]
+            warnings.warn(
+                f"{module_name}.{name} is private now and will be removed in the next release; pass an object "
+                "(names are shorthands resolved where they are accepted)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return getattr(importlib.import_module(module), attr)
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    return __getattr__

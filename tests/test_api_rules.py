@@ -95,3 +95,22 @@ def test_old_argument_order_works_for_one_release_with_a_warning(old_form):
             else jf.metrics.jacobian_asymmetry(field, x, key=key)
         )
     assert jnp.allclose(new, old) if old_form == "positional" else old.shape == new.shape
+
+
+def test_public_lists_are_sorted_complete_and_hold_no_registries():
+    """Every room's __all__ is sorted and names what the room has; name → factory registries are private (names
+    are shorthands resolved where they are accepted); a former public registry still answers, with a warning."""
+    rooms = [jf] + [getattr(jf, name) for name in jf.__all__ if isinstance(getattr(jf, name), types.ModuleType)]
+    assert len(rooms) > 8
+    for room in rooms:
+        names = list(room.__all__)
+        assert names == sorted(names), f"{room.__name__}.__all__ is not sorted"
+        assert len(set(names)) == len(names)
+        for name in names:
+            obj = getattr(room, name)
+            assert not (name.isupper() and isinstance(obj, dict)), f"{room.__name__}.{name} is a registry"
+    with pytest.warns(FutureWarning, match="private"):
+        solvers = jf.sampling.SOLVER_NAMES
+    assert "tsit5" in solvers
+    with pytest.raises(AttributeError):
+        jf.sampling.NO_SUCH_NAME  # noqa: B018

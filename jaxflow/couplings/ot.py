@@ -109,7 +109,7 @@ class Auction(AssignmentSolver):
         return out.perm, out.converged
 
 
-ASSIGNMENT_SOLVERS = {"network_simplex": NetworkSimplex, "auction": Auction}
+_ASSIGNMENT_SOLVERS = {"network_simplex": NetworkSimplex, "auction": Auction}
 
 
 class ExactOTCoupling(CostCoupling):
@@ -132,8 +132,8 @@ class ExactOTCoupling(CostCoupling):
     ):
         self.mode = mode
         if isinstance(solver, str):
-            check_choice(solver, "assignment solver", ASSIGNMENT_SOLVERS)
-            solver = ASSIGNMENT_SOLVERS[solver]()
+            check_choice(solver, "assignment solver", _ASSIGNMENT_SOLVERS)
+            solver = _ASSIGNMENT_SOLVERS[solver]()
         if not isinstance(solver, AssignmentSolver):
             raise TypeError(f"solver must be an AssignmentSolver or a name, got {type(solver).__name__}")
         self.solver = solver

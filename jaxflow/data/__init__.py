@@ -1,5 +1,6 @@
 """Toy 2-D samplers, Gaussian mixtures with closed-form velocity and score, shipped digits, local CIFAR-10."""
 
+from jaxflow._deprecation import deprecated_names
 from jaxflow.data.empirical import EmpiricalDistribution
 from jaxflow.data.gmm import GaussianMixture
 from jaxflow.data.images import (
@@ -19,27 +20,28 @@ from jaxflow.data.populations import (
     random_mixture_populations,
     sample_glyph,
 )
-from jaxflow.data.toy import TOY_2D, get_sampler, sample, sample_toy
+from jaxflow.data.toy import get_sampler, sample, sample_toy
 
 __all__ = [
-    "check_labels",
-    "drop_labels",
     "EmpiricalDistribution",
-    "LETTERS",
-    "interacting_particles",
-    "letter_populations",
-    "random_mixture_populations",
-    "sample_glyph",
     "GaussianMixture",
     "ImageData",
-    "TOY_2D",
+    "LETTERS",
+    "check_labels",
+    "drop_labels",
     "from_unit_range",
     "get_sampler",
+    "interacting_particles",
+    "letter_populations",
     "load_cifar10",
     "load_digits",
+    "random_mixture_populations",
     "sample",
+    "sample_glyph",
     "sample_toy",
     "split",
     "to_unit_range",
     "train_test_split",
 ]
+
+__getattr__ = deprecated_names("jaxflow.data", {"TOY_2D": ("jaxflow.data.toy", "_TOY_2D")})

@@ -73,7 +73,7 @@ def circles(key, n, factor: float = 0.5, noise: float = 0.08):
     return 3.0 * (x + noise * jax.random.normal(k3, (n, 2)))
 
 
-TOY_2D = {
+_TOY_2D = {
     "gaussian": gaussian,
     "8gaussians": eight_gaussians,
     "moons": moons,
@@ -86,9 +86,9 @@ TOY_2D = {
 
 def get_sampler(name: str):
     """The sampler `(key, n) -> [n, 2]` of a 2-D toy data set by name (n is checked: a positive int)."""
-    if name not in TOY_2D:
-        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(TOY_2D)}")
-    fn = TOY_2D[name]
+    if name not in _TOY_2D:
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_TOY_2D)}")
+    fn = _TOY_2D[name]
 
     @functools.wraps(fn)
     def sampler(key, n, **kwargs):
@@ -98,7 +98,7 @@ def get_sampler(name: str):
 
 
 def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
-    """n points [n, 2] of the 2-D toy data set `name` (see `TOY_2D`)."""
+    """n points [n, 2] of the 2-D toy data set `name` (an unknown name lists the data sets)."""
     return get_sampler(name)(key, n)
 
 

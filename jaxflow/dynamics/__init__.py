@@ -1,8 +1,8 @@
 """Attention as interacting particles: deep random attention and its homogenised limits, accelerated
 (SympFormer-type) Hamiltonian attention flows."""
 
+from jaxflow._deprecation import deprecated_names
 from jaxflow.dynamics.accelerated import (
-    SCHEMES,
     Classical,
     Damping,
     ExplicitEuler,
@@ -22,7 +22,6 @@ from jaxflow.dynamics.accelerated import (
     step,
 )
 from jaxflow.dynamics.random_attention import (
-    ORDER_PARAMETERS,
     HeadLaw,
     Heads,
     Trajectory,
@@ -45,8 +44,6 @@ from jaxflow.dynamics.random_attention import (
 )
 
 __all__ = [
-    "ORDER_PARAMETERS",
-    "SCHEMES",
     "Classical",
     "Damping",
     "ExplicitEuler",
@@ -84,3 +81,11 @@ __all__ = [
     "uniform_sphere",
     "wasserstein_1d",
 ]
+
+__getattr__ = deprecated_names(
+    "jaxflow.dynamics",
+    {
+        "SCHEMES": ("jaxflow.dynamics.accelerated", "_SCHEMES"),
+        "ORDER_PARAMETERS": ("jaxflow.dynamics.random_attention", "_ORDER_PARAMETERS"),
+    },
+)

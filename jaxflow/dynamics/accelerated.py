@@ -224,7 +224,7 @@ class Classical(Scheme):
         return x + h * classical_velocity(system, x), p
 
 
-SCHEMES = {
+_SCHEMES = {
     "euler": ExplicitEuler,
     "symplectic": SymplecticEuler,
     "exponential": ExponentialEuler,
@@ -233,12 +233,12 @@ SCHEMES = {
 
 
 def resolve_scheme(scheme: Scheme | str) -> Scheme:
-    """A scheme object, or the one a shorthand name stands for (`SCHEMES`)."""
+    """A scheme object, or the one a shorthand name stands for (`_SCHEMES`)."""
     if isinstance(scheme, Scheme):
         return scheme
-    if isinstance(scheme, str) and scheme in SCHEMES:
-        return SCHEMES[scheme]()
-    raise ValueError(f"unknown scheme {scheme!r}; pass a Scheme or one of {list(SCHEMES)}")
+    if isinstance(scheme, str) and scheme in _SCHEMES:
+        return _SCHEMES[scheme]()
+    raise ValueError(f"unknown scheme {scheme!r}; pass a Scheme or one of {list(_SCHEMES)}")
 
 
 def step(system, scheme: Scheme | str, x, p, t, h, damping: Damping = NESTEROV):

@@ -151,7 +151,7 @@ def effective_rank(x: jax.Array) -> jax.Array:
     return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1))
 
 
-ORDER_PARAMETERS: dict[str, Callable] = {
+_ORDER_PARAMETERS: dict[str, Callable] = {
     "cosine": mean_pairwise_cosine,
     "mean_norm2": mean_token_norm2,
     "effective_rank": effective_rank,
@@ -159,7 +159,7 @@ ORDER_PARAMETERS: dict[str, Callable] = {
 
 
 def order_parameters(x: jax.Array) -> dict[str, jax.Array]:
-    return {name: f(x) for name, f in ORDER_PARAMETERS.items()}
+    return {name: f(x) for name, f in _ORDER_PARAMETERS.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
 
+from jaxflow._deprecation import deprecated_names
 from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
 from jaxflow.losses.fewstep import distillation_loss, meanflow_loss, oftsr_loss, oftsr_student, shortcut_loss
 from jaxflow.losses.pfgmpp import edm_denoiser, pfgmpp_loss
@@ -11,9 +12,8 @@ from jaxflow.losses.population import (
     set_embedding,
     table_embedding,
 )
-from jaxflow.losses.score import DENOISING_TARGETS, INTERPOLANT_TARGETS, denoising_loss, interpolant_loss
+from jaxflow.losses.score import denoising_loss, interpolant_loss
 from jaxflow.losses.time_samplers import (
-    TIME_SAMPLERS,
     LogitNormalTime,
     TimeSampler,
     TruncatedUniformTime,
@@ -21,7 +21,6 @@ from jaxflow.losses.time_samplers import (
     get_time_sampler,
 )
 from jaxflow.paths.targets import (
-    TARGETS,
     DataTarget,
     NoiseTarget,
     ScoreTarget,
@@ -31,37 +30,43 @@ from jaxflow.paths.targets import (
 )
 
 __all__ = [
-    "distillation_loss",
-    "meanflow_loss",
-    "oftsr_loss",
-    "oftsr_student",
-    "shortcut_loss",
-    "edm_denoiser",
-    "pfgmpp_loss",
-    "conditioned",
-    "embed_population",
-    "population_loss",
-    "sample_populations",
-    "set_embedding",
-    "table_embedding",
     "DataTarget",
+    "LogitNormalTime",
     "NoiseTarget",
     "ScoreTarget",
-    "TARGETS",
     "Target",
-    "VelocityTarget",
-    "regression_loss",
-    "resolve_target",
-    "squared_error",
-    "DENOISING_TARGETS",
-    "INTERPOLANT_TARGETS",
-    "denoising_loss",
-    "interpolant_loss",
-    "LogitNormalTime",
-    "TIME_SAMPLERS",
     "TimeSampler",
     "TruncatedUniformTime",
     "UniformTime",
+    "VelocityTarget",
     "cfm_loss",
+    "conditioned",
+    "denoising_loss",
+    "distillation_loss",
+    "edm_denoiser",
+    "embed_population",
     "get_time_sampler",
+    "interpolant_loss",
+    "meanflow_loss",
+    "oftsr_loss",
+    "oftsr_student",
+    "pfgmpp_loss",
+    "population_loss",
+    "regression_loss",
+    "resolve_target",
+    "sample_populations",
+    "set_embedding",
+    "shortcut_loss",
+    "squared_error",
+    "table_embedding",
 ]
+
+__getattr__ = deprecated_names(
+    "jaxflow.losses",
+    {
+        "TARGETS": ("jaxflow.paths.targets", "_TARGETS"),
+        "DENOISING_TARGETS": ("jaxflow.losses.score", "_DENOISING_TARGETS"),
+        "INTERPOLANT_TARGETS": ("jaxflow.losses.score", "_INTERPOLANT_TARGETS"),
+        "TIME_SAMPLERS": ("jaxflow.losses.time_samplers", "_TIME_SAMPLERS"),
+    },
+)

@@ -32,8 +32,8 @@ from jaxflow.paths.base import ProbabilityPath
 from jaxflow.paths.interpolant import StochasticInterpolant, ZeroGamma
 from jaxflow.paths.targets import Target, resolve_target
 
-DENOISING_TARGETS = ("epsilon", "score", "x1", "velocity")
-INTERPOLANT_TARGETS = ("drift", "score", "denoiser")
+_DENOISING_TARGETS = ("epsilon", "score", "x1", "velocity")
+_INTERPOLANT_TARGETS = ("drift", "score", "denoiser")
 
 
 def denoising_loss(
@@ -47,8 +47,8 @@ def denoising_loss(
     label_dropout: float = 0.0,
     null_label: int | None = None,
 ) -> Callable:
-    """Denoising objective: the model regresses `parametrisation` (a `Target` or one of `DENOISING_TARGETS`)."""
-    target = resolve_target(parametrisation, {k: None for k in DENOISING_TARGETS})
+    """Denoising objective: the model regresses `parametrisation` (a `Target` or one of `_DENOISING_TARGETS`)."""
+    target = resolve_target(parametrisation, {k: None for k in _DENOISING_TARGETS})
     if target.needs_noise and not hasattr(path, "noise_scale"):
         raise ValueError(f"the {type(target).__name__} needs a path with noise_scale(t), got {type(path).__name__}")
     return regression_loss(
@@ -80,9 +80,9 @@ def interpolant_loss(
     label_dropout: float = 0.0,
     null_label: int | None = None,
 ) -> Callable:
-    """The stochastic-interpolant objective for `target` (a `Target` or one of `INTERPOLANT_TARGETS`; sum over event
+    """The stochastic-interpolant objective for `target` (a `Target` or one of `_INTERPOLANT_TARGETS`; sum over event
     dims, mean over the batch). The score loss divides by γ: use a truncated time sampler (the default)."""
-    target = resolve_target(target, {k: None for k in INTERPOLANT_TARGETS})
+    target = resolve_target(target, {k: None for k in _INTERPOLANT_TARGETS})
     if not hasattr(interpolant, "sample"):
         raise ValueError(f"interpolant_loss needs a probability path, got {type(interpolant).__name__}")
     if target.needs_noise and isinstance(getattr(interpolant, "gamma", None), ZeroGamma):

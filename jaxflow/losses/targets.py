@@ -2,7 +2,6 @@
 parametrisation converters use the same objects); re-exported here, where the losses take them."""
 
 from jaxflow.paths.targets import (
-    TARGETS,
     DataTarget,
     NoiseTarget,
     ScoreTarget,
@@ -14,7 +13,6 @@ from jaxflow.paths.targets import (
 )
 
 __all__ = [
-    "TARGETS",
     "DataTarget",
     "NoiseTarget",
     "ScoreTarget",

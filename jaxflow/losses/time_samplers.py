@@ -49,10 +49,10 @@ class TruncatedUniformTime(TimeSampler):
         return jax.random.uniform(key, (n,), minval=self.eps, maxval=1.0 - self.eps)
 
 
-TIME_SAMPLERS = {"uniform": UniformTime, "logit_normal": LogitNormalTime, "truncated": TruncatedUniformTime}
+_TIME_SAMPLERS = {"uniform": UniformTime, "logit_normal": LogitNormalTime, "truncated": TruncatedUniformTime}
 
 
 def get_time_sampler(name: str, **kwargs) -> TimeSampler:
-    if name not in TIME_SAMPLERS:
-        raise ValueError(f"unknown time sampler {name!r}; choose one of {sorted(TIME_SAMPLERS)}")
-    return TIME_SAMPLERS[name](**kwargs)
+    if name not in _TIME_SAMPLERS:
+        raise ValueError(f"unknown time sampler {name!r}; choose one of {sorted(_TIME_SAMPLERS)}")
+    return _TIME_SAMPLERS[name](**kwargs)

@@ -9,9 +9,9 @@ from jaxflow.metrics.paths import normalized_path_energy, path_energy, straightn
 npe = normalized_path_energy
 
 __all__ = [
-    "chamfer",
     "DigitsMetric",
     "MAX_EXACT_POINTS",
+    "chamfer",
     "energy_distance",
     "feature_statistics",
     "frechet_distance",

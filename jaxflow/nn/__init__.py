@@ -1,5 +1,6 @@
 """Flax models behind the pure `velocity(params, t, x, cond=None)` boundary."""
 
+from jaxflow._deprecation import deprecated_names
 from jaxflow.nn.attention import (
     AcceleratedBlock,
     CharTransformer,
@@ -9,38 +10,44 @@ from jaxflow.nn.attention import (
 from jaxflow.nn.autoencoder import ConvAutoencoder, autoencoder_loss, decoder_fn, encoder_fn, init_autoencoder
 from jaxflow.nn.classifier import ConvClassifier
 from jaxflow.nn.flowmap import FlowMapMLP, as_velocity, flow_map_fn, init_flow_map
-from jaxflow.nn.mlp import ACTIVATIONS, MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
+from jaxflow.nn.mlp import MLPVelocity, init_mlp, sinusoidal_embedding, velocity_fn
 from jaxflow.nn.quantize import quantize
 from jaxflow.nn.sets import PopulationTable, SetEncoder, knn_indices, masked_mean
 from jaxflow.nn.spd import BuresWassersteinBatchNorm
 from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
-    "ConvAutoencoder",
-    "autoencoder_loss",
-    "decoder_fn",
-    "encoder_fn",
-    "init_autoencoder",
-    "FlowMapMLP",
-    "as_velocity",
-    "flow_map_fn",
-    "init_flow_map",
-    "quantize",
-    "PopulationTable",
-    "SetEncoder",
-    "knn_indices",
-    "masked_mean",
-    "ACTIVATIONS",
     "AcceleratedBlock",
     "BuresWassersteinBatchNorm",
     "CharTransformer",
     "ClassicalBlock",
+    "ConvAutoencoder",
     "ConvClassifier",
-    "MultiHeadAttention",
+    "FlowMapMLP",
     "MLPVelocity",
+    "MultiHeadAttention",
+    "PopulationTable",
+    "SetEncoder",
     "UNet",
+    "as_velocity",
+    "autoencoder_loss",
+    "decoder_fn",
+    "encoder_fn",
+    "flow_map_fn",
+    "init_autoencoder",
+    "init_flow_map",
     "init_mlp",
     "init_unet",
+    "knn_indices",
+    "masked_mean",
+    "quantize",
     "sinusoidal_embedding",
     "velocity_fn",
 ]
+
+__getattr__ = deprecated_names(
+    "jaxflow.nn",
+    {
+        "ACTIVATIONS": ("jaxflow.nn.mlp", "_ACTIVATIONS"),
+    },
+)

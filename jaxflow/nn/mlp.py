@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxflow.data.labels import check_labels
 
-ACTIVATIONS = {
+_ACTIVATIONS = {
     "selu": nn.selu,
     "silu": nn.silu,
     "relu": nn.relu,
@@ -59,9 +59,9 @@ class MLPVelocity(nn.Module):
 
 
 def activation(name: str) -> Callable:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
 
 
 def embed_time(t: jax.Array, kind: str, dim: int, dtype) -> jax.Array:

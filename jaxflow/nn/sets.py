@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxflow.nn.mlp import ACTIVATIONS
+from jaxflow.nn.mlp import _ACTIVATIONS
 from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
@@ -65,7 +65,7 @@ class SetEncoder(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         mask = _mask_of(x, mask)
-        act = ACTIVATIONS[self.activation]
+        act = _ACTIVATIONS[self.activation]
         if self.k < 0:
             raise ValueError(f"k must be >= 0 (0 is DeepSets), got {self.k}")
         idx, valid = knn_indices(x, self.k, mask) if self.k > 0 else (None, None)

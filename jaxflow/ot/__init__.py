@@ -29,13 +29,12 @@ from jaxflow.ot.unfolding import richardson_lucy, wasserstein_unfolding
 
 __all__ = [
     "AuctionOutput",
-    "auction_assignment",
+    "BarycentricMap",
     "NotConvergedError",
     "NotConvergedWarning",
-    "report_convergence",
-    "BarycentricMap",
     "SNSOutput",
     "SlicedEstimate",
+    "auction_assignment",
     "barycentric_map",
     "bures_wasserstein",
     "distributional_sliced_wasserstein",
@@ -47,6 +46,7 @@ __all__ = [
     "gaussian_map",
     "maps",
     "max_sliced_wasserstein",
+    "report_convergence",
     "richardson_lucy",
     "sample_vmf",
     "sinkhorn_newton",

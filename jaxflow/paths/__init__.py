@@ -1,12 +1,11 @@
 """What is interpolated: affine schedules, the Brownian bridge, stochastic interpolants."""
 
+from jaxflow._deprecation import deprecated_names
 from jaxflow.paths.affine import PARAMETRISATIONS, AffinePath, cond_ot_path, vp_trig_path
 from jaxflow.paths.base import PathSample, ProbabilityPath
 from jaxflow.paths.bridge import BrownianBridgePath
 from jaxflow.paths.empirical import EmpiricalDistribution
 from jaxflow.paths.interpolant import (
-    GAMMAS,
-    INTERPOLANTS,
     Gamma,
     QuadraticGamma,
     Sin2Gamma,
@@ -19,7 +18,6 @@ from jaxflow.paths.interpolant import (
 from jaxflow.paths.kinetic import KineticOptimalScheduler, kinetic_energy_of
 from jaxflow.paths.pfgmpp import pfgmpp_perturb
 from jaxflow.paths.schedulers import (
-    SCHEDULERS,
     CondOTScheduler,
     LipmanScheduler,
     Scheduler,
@@ -31,25 +29,17 @@ from jaxflow.paths.schedulers import (
 from jaxflow.paths.separation import data_separation, kinetic_energy, normalise
 
 __all__ = [
-    "EmpiricalDistribution",
-    "KineticOptimalScheduler",
-    "kinetic_energy_of",
-    "data_separation",
-    "kinetic_energy",
-    "normalise",
-    "pfgmpp_perturb",
     "AffinePath",
     "BrownianBridgePath",
     "CondOTScheduler",
-    "GAMMAS",
+    "EmpiricalDistribution",
     "Gamma",
-    "INTERPOLANTS",
+    "KineticOptimalScheduler",
     "LipmanScheduler",
     "PARAMETRISATIONS",
     "PathSample",
-    "QuadraticGamma",
     "ProbabilityPath",
-    "SCHEDULERS",
+    "QuadraticGamma",
     "Scheduler",
     "Sin2Gamma",
     "SqrtGamma",
@@ -59,8 +49,22 @@ __all__ = [
     "VPTrigScheduler",
     "ZeroGamma",
     "cond_ot_path",
+    "data_separation",
     "gamma_and_derivative",
     "get_scheduler",
+    "kinetic_energy",
+    "kinetic_energy_of",
+    "normalise",
+    "pfgmpp_perturb",
     "resolve_gamma",
     "vp_trig_path",
 ]
+
+__getattr__ = deprecated_names(
+    "jaxflow.paths",
+    {
+        "GAMMAS": ("jaxflow.paths.interpolant", "_GAMMAS"),
+        "INTERPOLANTS": ("jaxflow.paths.interpolant", "_INTERPOLANTS"),
+        "SCHEDULERS": ("jaxflow.paths.schedulers", "_SCHEDULERS"),
+    },
+)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jaxflow._checks import broadcast_time, check_time
 from jaxflow.paths.base import PathSample, ProbabilityPath, validate_path_inputs
 from jaxflow.paths.schedulers import CondOTScheduler, Scheduler, VPTrigScheduler
-from jaxflow.paths.targets import TARGETS, Target, resolve_target
+from jaxflow.paths.targets import _TARGETS, Target, resolve_target
 
 PARAMETRISATIONS = ("velocity", "score", "epsilon", "x1")  # shorthand names of the convertible targets
 
@@ -62,7 +62,7 @@ class AffinePath(ProbabilityPath):
 
 
 def _parametrisation(p, role: str) -> Target:
-    if isinstance(p, str) and p not in TARGETS:
+    if isinstance(p, str) and p not in _TARGETS:
         raise ValueError(f"unknown {role} parametrisation {p!r}; choose from {list(PARAMETRISATIONS)} or pass a Target")
     return resolve_target(p)
 

@@ -84,33 +84,33 @@ class ZeroGamma(Gamma):
         return jnp.zeros_like(t)
 
 
-GAMMAS = {"sqrt": SqrtGamma, "quadratic": QuadraticGamma, "sin2": Sin2Gamma, "zero": ZeroGamma}
-INTERPOLANTS = {"linear": CondOTScheduler, "trig": VPTrigScheduler}
+_GAMMAS = {"sqrt": SqrtGamma, "quadratic": QuadraticGamma, "sin2": Sin2Gamma, "zero": ZeroGamma}
+_INTERPOLANTS = {"linear": CondOTScheduler, "trig": VPTrigScheduler}
 
 
 def resolve_gamma(gamma: Gamma | str, a: float | None = None) -> Gamma:
-    """A `Gamma` from an object or a shorthand in `GAMMAS` (`a` scales `sqrt`)."""
+    """A `Gamma` from an object or a shorthand in `_GAMMAS` (`a` scales `sqrt`)."""
     if isinstance(gamma, Gamma):
         if a is not None:
             raise ValueError("`a` only applies to the 'sqrt' shorthand; set it on the Gamma object instead")
         return gamma
-    if not isinstance(gamma, str) or gamma not in GAMMAS:
-        raise ValueError(f"unknown gamma {gamma!r}; pass a jaxflow.paths.Gamma or one of {sorted(GAMMAS)}")
+    if not isinstance(gamma, str) or gamma not in _GAMMAS:
+        raise ValueError(f"unknown gamma {gamma!r}; pass a jaxflow.paths.Gamma or one of {sorted(_GAMMAS)}")
     if gamma == "sqrt":
         return SqrtGamma(1.0 if a is None else a)
     if a is not None:
         raise ValueError(f"`a` only applies to the 'sqrt' shorthand, got gamma={gamma!r}")
-    return GAMMAS[gamma]()
+    return _GAMMAS[gamma]()
 
 
 def resolve_interpolant(interpolant: Scheduler | str) -> Scheduler:
     if isinstance(interpolant, Scheduler):
         return interpolant
-    if not isinstance(interpolant, str) or interpolant not in INTERPOLANTS:
+    if not isinstance(interpolant, str) or interpolant not in _INTERPOLANTS:
         raise ValueError(
-            f"unknown interpolant {interpolant!r}; pass a jaxflow.paths.Scheduler or one of {sorted(INTERPOLANTS)}"
+            f"unknown interpolant {interpolant!r}; pass a jaxflow.paths.Scheduler or one of {sorted(_INTERPOLANTS)}"
         )
-    return INTERPOLANTS[interpolant]()
+    return _INTERPOLANTS[interpolant]()
 
 
 def gamma_and_derivative(kind: Gamma | str, t, a: float = 1.0):
@@ -121,7 +121,7 @@ def gamma_and_derivative(kind: Gamma | str, t, a: float = 1.0):
 class StochasticInterpolant(ProbabilityPath):
     """x_t = α(t) x1 + σ(t) x0 + γ(t) z.
 
-    interpolant: a `Scheduler` for (α, σ) or `linear` / `trig`; gamma: a `Gamma` or a name in `GAMMAS`;
+    interpolant: a `Scheduler` for (α, σ) or `linear` / `trig`; gamma: a `Gamma` or a name in `_GAMMAS`;
     a: the scale of the `sqrt` shorthand (γ = √(a t(1 − t))).
     """
 

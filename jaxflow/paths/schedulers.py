@@ -144,7 +144,7 @@ class VEScheduler(Scheduler):
         return -jnp.log(self.sigma_max / self.sigma_min) * self.sigma(t)
 
 
-SCHEDULERS = {
+_SCHEDULERS = {
     "cond_ot": CondOTScheduler,
     "lipman": LipmanScheduler,
     "vp_trig": VPTrigScheduler,
@@ -155,6 +155,6 @@ SCHEDULERS = {
 
 def get_scheduler(name: str, **kwargs) -> Scheduler:
     """Build a scheduler by name (`cond_ot`, `lipman`, `vp_trig`, `vp_sde`, `ve`)."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
-    return SCHEDULERS[name](**kwargs)
+    if name not in _SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(_SCHEDULERS)}")
+    return _SCHEDULERS[name](**kwargs)

@@ -124,7 +124,7 @@ class DataTarget(Target):
         return (x - sg * eps) / a
 
 
-TARGETS = {
+_TARGETS = {
     "velocity": VelocityTarget,
     "drift": VelocityTarget,
     "epsilon": NoiseTarget,
@@ -135,10 +135,10 @@ TARGETS = {
 
 
 def resolve_target(target: Target | str, allowed=None) -> Target:
-    """A target object, or the target a shorthand name stands for (`TARGETS`; `allowed` narrows the names)."""
+    """A target object, or the target a shorthand name stands for (`_TARGETS`; `allowed` narrows the names)."""
     if isinstance(target, Target):
         return target
-    names = TARGETS if allowed is None else allowed
+    names = _TARGETS if allowed is None else allowed
     if not isinstance(target, str) or target not in names:
         raise ValueError(f"unknown target {target!r}; pass a jaxflow.losses.Target or one of {sorted(names)}")
-    return TARGETS[target]()
+    return _TARGETS[target]()

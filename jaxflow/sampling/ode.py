@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 
 from jaxflow._checks import check_array, check_count
 from jaxflow.sampling.solvers import (
-    SOLVER_NAMES,
+    _SOLVER_NAMES,
     check_field_output,
     check_interval,
     clean_solver_errors,
@@ -22,8 +22,8 @@ from jaxflow.sampling.solvers import (
     resolve_solver,
 )
 
-# kept for one release: the shorthand names (use SOLVER_NAMES, or pass a diffrax solver object)
-SOLVERS = SOLVER_NAMES
+# kept for one release: the shorthand names (use _SOLVER_NAMES, or pass a diffrax solver object)
+_SOLVERS = _SOLVER_NAMES
 
 
 class SampleOutput(NamedTuple):
@@ -73,7 +73,7 @@ def sample(
     velocity: `v(t, x)` with x [B, ...]; or, when `params` is given, the model boundary `v(params, t, x, cond)`.
       Its output must have x's shape and dtype (checked once at trace time).
     solver: any `diffrax.AbstractSolver` instance (e.g. `diffrax.Ralston()`, `diffrax.Tsit5()`, a user subclass of
-      `diffrax.AbstractERK`), or a shorthand from `SOLVER_NAMES` (a name behaves exactly as its object). Step control:
+      `diffrax.AbstractERK`), or a shorthand from `_SOLVER_NAMES` (a name behaves exactly as its object). Step control:
       an explicit `stepsize_controller` wins; then the time `grid` [N+1] from t0 to t1; then `steps` uniform steps;
       otherwise a solver with an embedded error estimate (Heun, Tsit5, Dopri5, ...) runs under a PID controller with
       `rtol`, `atol`, `pcoeff`, `icoeff`, and one without (Euler) takes 100 uniform steps.

@@ -15,7 +15,7 @@ forward noising SDE: with it the forward sampler is the reverse-time VP / VE sam
 
 Solvers: any diffrax solver object that handles an additive-noise SDE (`diffrax.Euler()` is Euler–Maruyama,
 `diffrax.Heun()` stochastic Heun, which converges to the Stratonovich solution, equal to the Itô one here because the
-noise is additive; `diffrax.SEA()`, `diffrax.ShARK()`, ...), or the shorthands in `SDE_SOLVER_NAMES`.
+noise is additive; `diffrax.SEA()`, `diffrax.ShARK()`, ...), or the shorthands in `_SDE_SOLVER_NAMES`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from jaxflow._checks import check_array, check_count, is_concrete
 from jaxflow.paths.schedulers import Scheduler
 from jaxflow.sampling.ode import SampleOutput, bind
 from jaxflow.sampling.solvers import (
-    SDE_SOLVER_NAMES,
+    _SDE_SOLVER_NAMES,
     check_field_output,
     check_interval,
     clean_solver_errors,
@@ -41,7 +41,7 @@ from jaxflow.sampling.solvers import (
     resolve_solver,
 )
 
-SDE_SOLVERS = SDE_SOLVER_NAMES  # kept for one release
+_SDE_SOLVERS = _SDE_SOLVER_NAMES  # kept for one release
 
 
 def diffusion_epsilon(scheduler: Scheduler) -> Callable:
@@ -87,7 +87,7 @@ def sample_sde(
     solver: a diffrax solver object or a shorthand (`euler`, `heun`); adjoint, throw: as in `jaxflow.sample`.
     Returns SampleOutput (nfe counts drift-and-score evaluations of the whole batch).
     """
-    solver, _ = resolve_solver(solver, SDE_SOLVER_NAMES)
+    solver, _ = resolve_solver(solver, _SDE_SOLVER_NAMES)
     x0 = check_array(x0, "x0")
     _check_epsilon(epsilon)
     check_count(steps, "steps")

@@ -2,7 +2,7 @@
 
 Every sampler (`sample`, `sample_sde`, `log_likelihood`) takes `solver=` as a `diffrax.AbstractSolver` instance (any
 built-in one, or a user subclass such as an `AbstractERK` with its own Butcher tableau) or as one of the names in
-`SOLVER_NAMES`; a name resolves to the object and nothing else. The step-size control is derived from the solver, the
+`_SOLVER_NAMES`; a name resolves to the object and nothing else. The step-size control is derived from the solver, the
 same for a name and its object: an explicit `stepsize_controller` wins; then an explicit time `grid`; then explicit
 `steps` (that many uniform steps); otherwise a solver with an embedded error estimate (a
 `diffrax.AbstractAdaptiveSolver`: Heun, Midpoint, Ralston, RK4, Tsit5, Dopri5, ...) gets a PID controller with the
@@ -49,7 +49,7 @@ class RK4(diffrax.AbstractERK):
 
 
 # shorthand -> factory of the solver object
-SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {
+_SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "euler": diffrax.Euler,
     "heun": diffrax.Heun,
     "midpoint": diffrax.Midpoint,
@@ -60,7 +60,7 @@ SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "dopri8": diffrax.Dopri8,
 }
 DEFAULT_STEPS = 100  # uniform steps of a solver without an error estimate when no steps, grid or controller is given
-SDE_SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {"euler": diffrax.Euler, "heun": diffrax.Heun}
+_SDE_SOLVER_NAMES: dict[str, Callable[[], diffrax.AbstractSolver]] = {"euler": diffrax.Euler, "heun": diffrax.Heun}
 
 
 def has_error_estimate(solver: diffrax.AbstractSolver) -> bool:
@@ -74,7 +74,7 @@ def resolve_solver(solver, names=None) -> tuple[diffrax.AbstractSolver, bool]:
     if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
         raise TypeError(f"pass a solver instance, e.g. solver={solver.__name__}(), not the class")
     if not isinstance(solver, diffrax.AbstractSolver):
-        table = SOLVER_NAMES if names is None else names
+        table = _SOLVER_NAMES if names is None else names
         if not (isinstance(solver, str) and solver in table):
             raise ValueError(
                 f"unknown solver {solver!r}; pass a diffrax.AbstractSolver instance or one of {sorted(table)}"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import jaxflow as jf
-from jaxflow.data import TOY_2D, GaussianMixture
+from jaxflow.data import GaussianMixture
+from jaxflow.data.toy import _TOY_2D
 
 
 def _gmm():
@@ -65,7 +66,7 @@ def test_gmm_bad_input():
         _gmm().velocity(1.2, jnp.zeros(2))
 
 
-@pytest.mark.parametrize("name", sorted(TOY_2D))
+@pytest.mark.parametrize("name", sorted(_TOY_2D))
 def test_toy_samplers(name):
     x = jf.data.sample_toy(jax.random.key(0), name, 5000)
     assert x.shape == (5000, 2) and bool(jnp.all(jnp.isfinite(x)))

@@ -6,7 +6,7 @@ import pytest
 import jaxflow as jf
 from jaxflow.data import GaussianMixture
 from jaxflow.paths import (
-    SCHEDULERS,
+    _SCHEDULERS,
     AffinePath,
     BrownianBridgePath,
     CondOTScheduler,
@@ -62,7 +62,7 @@ def test_target_is_time_derivative(path, key):
         np.testing.assert_allclose(s.ut, (plus - minus) / (2 * h), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("name", sorted(_SCHEDULERS))
 def test_scheduler_derivatives_match_autodiff(name):
     s = get_scheduler(name)
     t = jnp.linspace(0.05, 0.95, 7)

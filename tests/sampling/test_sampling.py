@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import jaxflow as jf
-from jaxflow.sampling import SOLVER_NAMES, SolverError
+from jaxflow.sampling import _SOLVER_NAMES, SolverError
 
 
 class RK4(diffrax.AbstractERK):
@@ -55,7 +55,7 @@ def _counted_pendulum():
     return v, calls
 
 
-@pytest.mark.parametrize("solver", [*sorted(SOLVER_NAMES), diffrax.Ralston(), RK4(), diffrax.Tsit5()])
+@pytest.mark.parametrize("solver", [*sorted(_SOLVER_NAMES), diffrax.Ralston(), RK4(), diffrax.Tsit5()])
 def test_nfe_matches_a_call_counter(solver):
     v, calls = _counted_pendulum()
     out = jf.sample(v, jnp.ones((3, 2)), solver=solver, steps=13, rtol=1e-6, atol=1e-6)
@@ -75,17 +75,17 @@ def test_object_solver_with_a_pid_controller(solver):
     np.testing.assert_allclose(out.x, x0 * np.exp(-1.5), rtol=2e-5)
 
 
-@pytest.mark.parametrize("name", sorted(SOLVER_NAMES))
+@pytest.mark.parametrize("name", sorted(_SOLVER_NAMES))
 def test_a_shorthand_and_its_object_behave_alike(name):
     """The same step control for a name and its object: PID for a solver with an embedded error estimate (unless steps
     are given), uniform steps otherwise; same samples, same NFE."""
     v, calls = _counted_pendulum()
     x0 = jnp.ones((3, 2))
     by_name = jf.sample(v, x0, solver=name, rtol=1e-6, atol=1e-6)
-    by_object = jf.sample(v, x0, solver=SOLVER_NAMES[name](), rtol=1e-6, atol=1e-6)
+    by_object = jf.sample(v, x0, solver=_SOLVER_NAMES[name](), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(by_name.x, by_object.x)
     assert int(by_name.nfe) == int(by_object.nfe)
-    adaptive = isinstance(SOLVER_NAMES[name](), diffrax.AbstractAdaptiveSolver)
+    adaptive = isinstance(_SOLVER_NAMES[name](), diffrax.AbstractAdaptiveSolver)
     reference = jf.sample(v, x0, solver="dopri8", rtol=1e-10, atol=1e-10).x
     if adaptive:
         # the controller picks the steps: not the 100 uniform ones, and the tolerance is met (the pendulum is stiff
@@ -94,7 +94,7 @@ def test_a_shorthand_and_its_object_behave_alike(name):
         np.testing.assert_allclose(by_name.x, reference, atol=1e-3)
     else:
         assert int(by_name.num_steps) == 100
-    fixed = jf.sample(v, x0, solver=SOLVER_NAMES[name](), steps=17)
+    fixed = jf.sample(v, x0, solver=_SOLVER_NAMES[name](), steps=17)
     assert int(fixed.num_steps) == 17  # explicit steps win over the error estimate
 
 

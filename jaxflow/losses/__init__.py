@@ -1,10 +1,22 @@
-"""Pure objectives: `(params, batch, key) -> (scalar, aux)`."""
+"""Objectives: small `eqx.Module`s called as `loss(params, batch, key) -> (scalar, aux)` (see `Objective`)."""
 
 from jaxflow._deprecation import deprecated_names
-from jaxflow.losses.cfm import cfm_loss, regression_loss, squared_error
-from jaxflow.losses.fewstep import distillation_loss, meanflow_loss, oftsr_loss, oftsr_student, shortcut_loss
-from jaxflow.losses.pfgmpp import edm_denoiser, pfgmpp_loss
+from jaxflow.losses.base import Objective, with_coupling
+from jaxflow.losses.cfm import RegressionLoss, cfm_loss, regression_loss, squared_error
+from jaxflow.losses.fewstep import (
+    DistillationLoss,
+    MeanFlowLoss,
+    OFTSRLoss,
+    ShortcutLoss,
+    distillation_loss,
+    meanflow_loss,
+    oftsr_loss,
+    oftsr_student,
+    shortcut_loss,
+)
+from jaxflow.losses.pfgmpp import EDMDenoiser, PFGMPPLoss, edm_denoiser, pfgmpp_loss
 from jaxflow.losses.population import (
+    PopulationLoss,
     conditioned,
     embed_population,
     population_loss,
@@ -31,9 +43,18 @@ from jaxflow.paths.targets import (
 
 __all__ = [
     "DataTarget",
+    "DistillationLoss",
+    "EDMDenoiser",
     "LogitNormalTime",
+    "MeanFlowLoss",
     "NoiseTarget",
+    "OFTSRLoss",
+    "Objective",
+    "PFGMPPLoss",
+    "PopulationLoss",
+    "RegressionLoss",
     "ScoreTarget",
+    "ShortcutLoss",
     "Target",
     "TimeSampler",
     "TruncatedUniformTime",
@@ -59,6 +80,7 @@ __all__ = [
     "shortcut_loss",
     "squared_error",
     "table_embedding",
+    "with_coupling",
 ]
 
 __getattr__ = deprecated_names(

@@ -3,20 +3,22 @@
 Lipman et al. (2023), "Flow matching for generative modeling", arXiv:2210.02747; Tong et al. (2024), "Improving and
 generalizing flow-based generative models with minibatch optimal transport", arXiv:2302.00482.
 
-A loss is built from a model, a path, a coupling, a time sampler and a regression `Target`, and has the contract
-`loss(params, batch, key) -> (scalar, aux)` with batch = {"x1": [B, ...], "x0": [B, ...] (optional: N(0, I) when
-absent), "labels": [B] (optional)}.
+A loss is a module (`jaxflow.losses.base.Objective`) built from a model, a path, a coupling, a time sampler and a
+regression `Target`, with the contract `loss(params, batch, key) -> (scalar, aux)` with batch = {"x1": [B, ...],
+"x0": [B, ...] (optional: N(0, I) when absent), "labels": [B] (optional)}.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling, IndependentCoupling
 from jaxflow.data.labels import drop_labels
+from jaxflow.losses.base import Objective
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
@@ -43,6 +45,75 @@ def _repeat(a, k):
     return a if a is None or k == 1 else jnp.concatenate([a] * k)
 
 
+class RegressionLoss(Objective):
+    """E_t Σ_i w_i ℓ(model(t, x_t^i), y^i) / B with (x_t, y) from `path.sample` and `target`, pairs from `coupling`.
+
+    `per_sample(pred, y, target_weight) -> [B]` is the per-sample loss (default: squared error averaged over the
+    event dimensions); w_i are the coupling's weights (ones except for W-CFM). A path may return k·B rows for B pairs
+    (the antithetic interpolant returns 2B): weights and labels are then repeated.
+    """
+
+    model: Velocity = eqx.field(static=True)
+    path: ProbabilityPath
+    target: Target
+    coupling: Coupling
+    time_sampler: TimeSampler
+    conditional: bool = eqx.field(static=True)
+    label_dropout: float = eqx.field(static=True)
+    null_label: int | None = eqx.field(static=True)
+    per_sample: Callable = eqx.field(static=True)
+    path_kwargs: dict
+
+    def __init__(
+        self,
+        model: Velocity,
+        path: ProbabilityPath,
+        target: Target,
+        *,
+        coupling: Coupling | None = None,
+        time_sampler: TimeSampler | None = None,
+        conditional: bool = False,
+        label_dropout: float = 0.0,
+        null_label: int | None = None,
+        per_sample: Callable = squared_error,
+        path_kwargs: dict | None = None,
+    ):
+        if not 0.0 <= label_dropout <= 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}")
+        if label_dropout > 0 and null_label is None:
+            raise ValueError("label_dropout > 0 needs the null_label index")
+        self.model, self.path, self.target = model, path, target
+        self.coupling = IndependentCoupling() if coupling is None else coupling
+        self.time_sampler = UniformTime() if time_sampler is None else time_sampler
+        self.conditional, self.label_dropout, self.null_label = conditional, label_dropout, null_label
+        self.per_sample = per_sample
+        self.path_kwargs = dict(path_kwargs or {})
+
+    def __call__(self, params, batch, key):
+        _check_batch(batch)
+        k_pair, k_t, k_path = jax.random.split(key, 3)
+        x1 = batch["x1"]
+        # without 'x0' the source is N(0, I), drawn from a key of its own (batches with 'x0' are unaffected)
+        x0 = batch["x0"] if "x0" in batch else jax.random.normal(jax.random.fold_in(key, 7), x1.shape, x1.dtype)
+        pairing = self.coupling(k_pair, x0, x1, batch.get("labels"))
+        n = pairing.x0.shape[0]
+        t = self.time_sampler(k_t, n).astype(pairing.x0.dtype)
+        ps = self.path.sample(k_path, pairing.x0, pairing.x1, t, **self.path_kwargs)
+        k = ps.xt.shape[0] // n
+        cond = pairing.labels if self.conditional else None
+        if self.conditional and cond is None:
+            raise ValueError("conditional training needs 'labels' in the batch")
+        if self.conditional and self.label_dropout > 0:
+            cond = drop_labels(jax.random.fold_in(k_pair, 1), cond, self.label_dropout, self.null_label)
+        pred = self.model(params, ps.t, ps.xt, _repeat(cond, k))
+        if pred.shape != ps.xt.shape:
+            raise ValueError(f"the model returned shape {pred.shape}, expected {ps.xt.shape}")
+        y, weight = self.target(self.path, ps)
+        per = self.per_sample(pred, y, weight)
+        value = jnp.mean(_repeat(pairing.weights, k) * per)
+        return value, {"loss": value, "unweighted_loss": jnp.mean(per)}
+
+
 def regression_loss(
     model: Velocity,
     path: ProbabilityPath,
@@ -55,14 +126,13 @@ def regression_loss(
     null_label: int | None = None,
     per_sample: Callable = squared_error,
     path_kwargs: dict | None = None,
-) -> Callable:
-    """E_t Σ_i w_i ℓ(model(t, x_t^i), y^i) / B with (x_t, y) from `path.sample` and `target`, pairs from `coupling`.
-
-    `per_sample(pred, y, target_weight) -> [B]` is the per-sample loss (default: squared error averaged over the
-    event dimensions); w_i are the coupling's weights (ones except for W-CFM). A path may return k·B rows for B pairs
-    (the antithetic interpolant returns 2B): weights and labels are then repeated.
-    """
-    options = dict(
+) -> RegressionLoss:
+    """A `RegressionLoss` (the regression objective every path-based loss shares); see there."""
+    return RegressionLoss(
+        model,
+        path,
+        target,
+        coupling=coupling,
         time_sampler=time_sampler,
         conditional=conditional,
         label_dropout=label_dropout,
@@ -70,42 +140,6 @@ def regression_loss(
         per_sample=per_sample,
         path_kwargs=path_kwargs,
     )
-    if label_dropout > 0 and null_label is None:
-        raise ValueError("label_dropout > 0 needs the null_label index")
-    if not 0.0 <= label_dropout <= 1.0:
-        raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}")
-    coupling = IndependentCoupling() if coupling is None else coupling
-    time_sampler = UniformTime() if time_sampler is None else time_sampler
-    path_kwargs = path_kwargs or {}
-
-    def loss(params, batch, key):
-        _check_batch(batch)
-        k_pair, k_t, k_path = jax.random.split(key, 3)
-        x1 = batch["x1"]
-        # without 'x0' the source is N(0, I), drawn from a key of its own (batches with 'x0' are unaffected)
-        x0 = batch["x0"] if "x0" in batch else jax.random.normal(jax.random.fold_in(key, 7), x1.shape, x1.dtype)
-        pairing = coupling(k_pair, x0, x1, batch.get("labels"))
-        n = pairing.x0.shape[0]
-        t = time_sampler(k_t, n).astype(pairing.x0.dtype)
-        ps = path.sample(k_path, pairing.x0, pairing.x1, t, **path_kwargs)
-        k = ps.xt.shape[0] // n
-        cond = pairing.labels if conditional else None
-        if conditional and cond is None:
-            raise ValueError("conditional training needs 'labels' in the batch")
-        if conditional and label_dropout > 0:
-            cond = drop_labels(jax.random.fold_in(k_pair, 1), cond, label_dropout, null_label)
-        pred = model(params, ps.t, ps.xt, _repeat(cond, k))
-        if pred.shape != ps.xt.shape:
-            raise ValueError(f"the model returned shape {pred.shape}, expected {ps.xt.shape}")
-        y, weight = target(path, ps)
-        per = per_sample(pred, y, weight)
-        value = jnp.mean(_repeat(pairing.weights, k) * per)
-        return value, {"loss": value, "unweighted_loss": jnp.mean(per)}
-
-    # what the step factory needs to move a host-solved pairing out of the loss (make_train_step, pair-ahead)
-    loss.coupling = coupling
-    loss.with_coupling = lambda new: regression_loss(model, path, target, coupling=new, **options)
-    return loss
 
 
 def cfm_loss(
@@ -118,7 +152,7 @@ def cfm_loss(
     conditional: bool = False,
     label_dropout: float = 0.0,
     null_label: int | None = None,
-) -> Callable:
+) -> RegressionLoss:
     """Build the (weighted) CFM objective  E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B.
 
     The squared error is averaged over the event dimensions (as the reference PyTorch implementation does), then
@@ -139,4 +173,4 @@ def cfm_loss(
     )
 
 
-__all__ = ["VelocityTarget", "cfm_loss", "regression_loss", "squared_error"]
+__all__ = ["RegressionLoss", "VelocityTarget", "cfm_loss", "regression_loss", "squared_error"]

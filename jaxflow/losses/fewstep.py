@@ -13,20 +13,23 @@ Conventions (docs/few_step.md): t = 0 is the source (noise), t = 1 the data. A f
 - OFTSR (Zhu et al. 2024, arXiv:2412.09465): a one-step student f(x, t) = x + (1 − t)·w(x, t) whose predictions agree
   along the teacher's trajectories.
 
-Each builder returns `loss(params, batch, key) -> (scalar, aux)` like every loss in jaxflow, so the step factory,
-sharding and the training loop take them unchanged.
+Each is a module called as `loss(params, batch, key) -> (scalar, aux)` like every loss in jaxflow (the lower-case
+builders return them), so the step factory, sharding and the training loop take them unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import broadcast_time, check_positive, check_probability
 from jaxflow.couplings.base import Coupling, IndependentCoupling
 from jaxflow.data.labels import drop_labels
+from jaxflow.losses.base import Objective
 from jaxflow.losses.cfm import _check_batch, squared_error
 from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.affine import cond_ot_path
@@ -60,13 +63,7 @@ def _per_sample_mse(a, b):
     return jnp.mean(((a - b) ** 2).reshape(a.shape[0], -1), axis=1)
 
 
-def distillation_loss(
-    student: Callable,
-    *,
-    t0: float = 0.0,
-    feature: Callable | None = None,
-    conditional: bool = False,
-) -> Callable:
+class DistillationLoss(Objective):
     """One-step distillation of a flow: E‖T(z) − Φ(z)‖² with T(z) = z + (1 − t0)·v(params, t0, z).
 
     batch = {"x0": z [B, ...], "x1": Φ(z) [B, ...]} (pairs from `ReflowCoupling` or `reflow_pairs`; with
@@ -75,38 +72,40 @@ def distillation_loss(
     `jaxflow.metrics.DigitsMetric`). One Euler step of `jaxflow.sample` over [t0, 1] draws from T.
     """
 
-    def loss(params, batch, key):
+    student: Callable = eqx.field(static=True)
+    t0: float = eqx.field(static=True, default=0.0)
+    feature: Callable | None = eqx.field(static=True, default=None)
+    conditional: bool = eqx.field(static=True, default=False)
+
+    def __call__(self, params, batch, key):
         _check_batch(batch)
         if "x0" not in batch:
             raise ValueError("distillation needs the pairs: batch['x0'] (noise) and batch['x1'] (its image under Φ)")
         z, target = batch["x0"], batch["x1"]
-        cond = batch.get("labels") if conditional else None
-        pred = z + (1.0 - t0) * student(params, jnp.full(z.shape[:1], t0, z.dtype), z, cond)
+        cond = batch.get("labels") if self.conditional else None
+        pred = z + (1.0 - self.t0) * self.student(params, jnp.full(z.shape[:1], self.t0, z.dtype), z, cond)
         if pred.shape != z.shape:
             raise ValueError(f"the model returned shape {pred.shape}, expected {z.shape}")
-        if feature is None:
+        if self.feature is None:
             per = _per_sample_mse(pred, target)
         else:
-            per = _per_sample_mse(feature(pred), jax.lax.stop_gradient(feature(target)))
+            per = _per_sample_mse(self.feature(pred), jax.lax.stop_gradient(self.feature(target)))
         value = jnp.mean(per)
         return value, {"loss": value}
 
-    return loss
 
-
-def meanflow_loss(
-    u: Callable,
-    path: ProbabilityPath | None = None,
-    coupling: Coupling | None = None,
-    time_sampler: TimeSampler | None = None,
+def distillation_loss(
+    student: Callable,
     *,
-    flow_map_fraction: float = 0.25,
-    adaptive_power: float = 1.0,
-    adaptive_eps: float = 1e-3,
+    t0: float = 0.0,
+    feature: Callable | None = None,
     conditional: bool = False,
-    label_dropout: float = 0.0,
-    null_label: int | None = None,
-) -> Callable:
+) -> DistillationLoss:
+    """A `DistillationLoss` (see there)."""
+    return DistillationLoss(student, t0, feature, conditional)
+
+
+class MeanFlowLoss(Objective):
     """MeanFlow: regress u(x_s, s, t) on sg(v_s + (t − s)·(∂_x u · v_s + ∂_s u)) along the path.
 
     Two times are drawn from `time_sampler`; s = the smaller (where x_s is drawn from the path) and t = the larger
@@ -116,54 +115,76 @@ def meanflow_loss(
     adaptive_power p: each row's squared error is divided by sg((err + adaptive_eps)^p) (the paper's adaptive
     weighting; p = 0 is the plain squared error).
     """
-    path = cond_ot_path() if path is None else path
-    coupling = IndependentCoupling() if coupling is None else coupling
-    time_sampler = UniformTime() if time_sampler is None else time_sampler
-    check_probability(flow_map_fraction, "flow_map_fraction")
-    if adaptive_power < 0:
-        raise ValueError(f"adaptive_power must be >= 0, got {adaptive_power}")
-    check_positive(adaptive_eps, "adaptive_eps")
-    _check_dropout(label_dropout, null_label)
 
-    def loss(params, batch, key):
+    u: Callable = eqx.field(static=True)
+    path: ProbabilityPath
+    coupling: Coupling
+    time_sampler: TimeSampler
+    flow_map_fraction: float = eqx.field(static=True)
+    adaptive_power: float = eqx.field(static=True)
+    adaptive_eps: float = eqx.field(static=True)
+    conditional: bool = eqx.field(static=True)
+    label_dropout: float = eqx.field(static=True)
+    null_label: int | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        u: Callable,
+        path: ProbabilityPath | None = None,
+        coupling: Coupling | None = None,
+        time_sampler: TimeSampler | None = None,
+        *,
+        flow_map_fraction: float = 0.25,
+        adaptive_power: float = 1.0,
+        adaptive_eps: float = 1e-3,
+        conditional: bool = False,
+        label_dropout: float = 0.0,
+        null_label: int | None = None,
+    ):
+        check_probability(flow_map_fraction, "flow_map_fraction")
+        if adaptive_power < 0:
+            raise ValueError(f"adaptive_power must be >= 0, got {adaptive_power}")
+        check_positive(adaptive_eps, "adaptive_eps")
+        _check_dropout(label_dropout, null_label)
+        self.u = u
+        self.path = cond_ot_path() if path is None else path
+        self.coupling = IndependentCoupling() if coupling is None else coupling
+        self.time_sampler = UniformTime() if time_sampler is None else time_sampler
+        self.flow_map_fraction, self.adaptive_power, self.adaptive_eps = flow_map_fraction, adaptive_power, adaptive_eps
+        self.conditional, self.label_dropout, self.null_label = conditional, label_dropout, null_label
+
+    def __call__(self, params, batch, key):
         k_pair, k_a, k_b, k_m, k_path, k_drop = jax.random.split(key, 6)
-        pairing = _pairs(coupling, batch, k_pair)
+        pairing = _pairs(self.coupling, batch, k_pair)
         n = pairing.x0.shape[0]
         dtype = pairing.x0.dtype
-        a, b = time_sampler(k_a, n).astype(dtype), time_sampler(k_b, n).astype(dtype)
+        a, b = self.time_sampler(k_a, n).astype(dtype), self.time_sampler(k_b, n).astype(dtype)
         s, t = jnp.minimum(a, b), jnp.maximum(a, b)
-        t = jnp.where(jax.random.uniform(k_m, (n,)) < flow_map_fraction, t, s)
-        ps = path.sample(k_path, pairing.x0, pairing.x1, s)
+        t = jnp.where(jax.random.uniform(k_m, (n,)) < self.flow_map_fraction, t, s)
+        ps = self.path.sample(k_path, pairing.x0, pairing.x1, s)
         if ps.xt.shape[0] != n:
             raise ValueError("MeanFlow needs a path that returns one row per pair")
-        cond = _cond(pairing, conditional, label_dropout, null_label, k_drop)
+        cond = _cond(pairing, self.conditional, self.label_dropout, self.null_label, k_drop)
 
         def f(x, s_, t_):
-            return u(params, s_, t_, x, cond)
+            return self.u(params, s_, t_, x, cond)
 
         value_u, dudt = jax.jvp(f, (ps.xt, ps.t, t), (ps.ut, jnp.ones_like(s), jnp.zeros_like(t)))
         if value_u.shape != ps.xt.shape:
             raise ValueError(f"the model returned shape {value_u.shape}, expected {ps.xt.shape}")
         target = jax.lax.stop_gradient(ps.ut + broadcast_time(t - ps.t, ps.xt) * dudt)
         err = _per_sample_mse(value_u, target)
-        weight = 1.0 / jax.lax.stop_gradient(err + adaptive_eps) ** adaptive_power
+        weight = 1.0 / jax.lax.stop_gradient(err + self.adaptive_eps) ** self.adaptive_power
         value = jnp.mean(pairing.weights * weight * err)
         return value, {"loss": value, "mse": jnp.mean(err)}
 
-    return loss
+
+def meanflow_loss(u: Callable, path=None, coupling=None, time_sampler=None, **options) -> MeanFlowLoss:
+    """A `MeanFlowLoss` (see there)."""
+    return MeanFlowLoss(u, path, coupling, time_sampler, **options)
 
 
-def shortcut_loss(
-    u: Callable,
-    path: ProbabilityPath | None = None,
-    coupling: Coupling | None = None,
-    *,
-    min_step: float = 1.0 / 128,
-    consistency_fraction: float = 0.25,
-    conditional: bool = False,
-    label_dropout: float = 0.0,
-    null_label: int | None = None,
-) -> Callable:
+class ShortcutLoss(Objective):
     """Shortcut model: flow matching at zero gap plus self-consistency of jumps on a dyadic ladder.
 
     Rows [k:] (k = ⌊consistency_fraction·B⌋): FM on u(x_t, t, t) with t ~ U[0, 1]. Rows [:k]: a jump of size
@@ -171,21 +192,49 @@ def shortcut_loss(
     average of two jumps of size h; on the finest level the half jumps are Euler steps of the zero-gap velocity
     u(·, t, t). The loss is the sum of both parts over the batch divided by B. `min_step` must be 1/2^m.
     """
-    path = cond_ot_path() if path is None else path
-    coupling = IndependentCoupling() if coupling is None else coupling
-    levels = round(-jnp.log2(min_step).item())
-    if levels < 1 or abs(2.0**-levels - min_step) > 1e-12:
-        raise ValueError(f"min_step must be 1/2^m with m >= 1, got {min_step}")
-    check_probability(consistency_fraction, "consistency_fraction")
-    _check_dropout(label_dropout, null_label)
 
-    def loss(params, batch, key):
+    u: Callable = eqx.field(static=True)
+    path: ProbabilityPath
+    coupling: Coupling
+    min_step: float = eqx.field(static=True)
+    levels: int = eqx.field(static=True)
+    consistency_fraction: float = eqx.field(static=True)
+    conditional: bool = eqx.field(static=True)
+    label_dropout: float = eqx.field(static=True)
+    null_label: int | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        u: Callable,
+        path: ProbabilityPath | None = None,
+        coupling: Coupling | None = None,
+        *,
+        min_step: float = 1.0 / 128,
+        consistency_fraction: float = 0.25,
+        conditional: bool = False,
+        label_dropout: float = 0.0,
+        null_label: int | None = None,
+    ):
+        check_positive(min_step, "min_step")
+        levels = round(-math.log2(min_step))
+        if levels < 1 or abs(2.0**-levels - min_step) > 1e-12:
+            raise ValueError(f"min_step must be 1/2^m with m >= 1, got {min_step}")
+        check_probability(consistency_fraction, "consistency_fraction")
+        _check_dropout(label_dropout, null_label)
+        self.u = u
+        self.path = cond_ot_path() if path is None else path
+        self.coupling = IndependentCoupling() if coupling is None else coupling
+        self.min_step, self.levels, self.consistency_fraction = min_step, levels, consistency_fraction
+        self.conditional, self.label_dropout, self.null_label = conditional, label_dropout, null_label
+
+    def __call__(self, params, batch, key):
+        u, path, min_step = self.u, self.path, self.min_step
         k_pair, k_t, k_tc, k_lvl, k_path, k_pc, k_drop = jax.random.split(key, 7)
-        pairing = _pairs(coupling, batch, k_pair)
+        pairing = _pairs(self.coupling, batch, k_pair)
         n = pairing.x0.shape[0]
-        k = int(consistency_fraction * n)
+        k = int(self.consistency_fraction * n)
         dtype = pairing.x0.dtype
-        cond = _cond(pairing, conditional, label_dropout, null_label, k_drop)
+        cond = _cond(pairing, self.conditional, self.label_dropout, self.null_label, k_drop)
         # flow matching at zero gap
         t = jax.random.uniform(k_t, (n - k,), dtype)
         ps = path.sample(k_path, pairing.x0[k:], pairing.x1[k:], t)
@@ -194,7 +243,7 @@ def shortcut_loss(
         total = jnp.sum(pairing.weights[k:] * err_fm)
         aux = {"fm": jnp.mean(err_fm)}
         if k > 0:
-            j = jax.random.randint(k_lvl, (k,), 0, levels)  # full jump 2h = min_step·2^(j+1)·½ ... up to 1
+            j = jax.random.randint(k_lvl, (k,), 0, self.levels)  # full jump 2h = min_step·2^(j+1)·½ ... up to 1
             full = min_step * 2.0 ** (j + 1).astype(dtype)
             half = full / 2
             tc = jax.random.uniform(k_tc, (k,), dtype) * (1.0 - full)
@@ -211,7 +260,10 @@ def shortcut_loss(
         value = total / n
         return value, {"loss": value, **aux}
 
-    return loss
+
+def shortcut_loss(u: Callable, path=None, coupling=None, **options) -> ShortcutLoss:
+    """A `ShortcutLoss` (see there)."""
+    return ShortcutLoss(u, path, coupling, **options)
 
 
 def oftsr_student(w: Callable) -> Callable:
@@ -224,15 +276,7 @@ def oftsr_student(w: Callable) -> Callable:
     return f
 
 
-def oftsr_loss(
-    w: Callable,
-    teacher: Callable,
-    teacher_params,
-    *,
-    dt: float = 0.05,
-    weights: tuple[float, float, float] = (1.0, 0.1, 0.01),
-    time_sampler: TimeSampler | None = None,
-) -> Callable:
+class OFTSRLoss(Objective):
     """OFTSR-style one-step student with a time input, distilled from a (conditional) rectified-flow teacher.
 
     batch = {"x0": start points (e.g. noise-augmented upsampled low-resolution images), "x1": the teacher's endpoints
@@ -241,25 +285,45 @@ def oftsr_loss(
       distill   ‖f(x_t, t) − sg f(x_t′, t′)‖², x_t′ the teacher's midpoint (RK2) step from x_t over dt (t′ ≤ 1);
       boundary  ‖f(x0, 0) − x1‖²  (the start of the trajectory lands on the teacher's endpoint);
       align     ‖w(x_t, t) − v_T(x_t, t)‖²  (the student's direction is the teacher's velocity).
-    `weights` = (distill, boundary, align); the defaults are the released code's. Sampling: f(x0, τ) for a
-    chosen τ ∈ [0, 1) (one network evaluation).
+    `weights` = (distill, boundary, align). Sampling: f(x0, τ) for a chosen τ ∈ [0, 1) (one network evaluation).
     """
-    time_sampler = UniformTime() if time_sampler is None else time_sampler
-    check_positive(dt, "dt")
-    f = oftsr_student(w)
 
-    def v_t(t, x):
-        return teacher(teacher_params, t, x, None)
+    w: Callable = eqx.field(static=True)
+    teacher: Callable = eqx.field(static=True)
+    teacher_params: object
+    dt: float = eqx.field(static=True)
+    weights: tuple[float, float, float] = eqx.field(static=True)
+    time_sampler: TimeSampler
 
-    def loss(params, batch, key):
+    def __init__(
+        self,
+        w: Callable,
+        teacher: Callable,
+        teacher_params,
+        *,
+        dt: float = 0.05,
+        weights: tuple[float, float, float] = (1.0, 0.1, 0.01),
+        time_sampler: TimeSampler | None = None,
+    ):
+        check_positive(dt, "dt")
+        self.w, self.teacher, self.teacher_params = w, teacher, teacher_params
+        self.dt, self.weights = dt, tuple(weights)
+        self.time_sampler = UniformTime() if time_sampler is None else time_sampler
+
+    def __call__(self, params, batch, key):
         _check_batch(batch)
         if "x0" not in batch:
             raise ValueError("OFTSR needs batch['x0'] (start points) and batch['x1'] (the teacher's endpoints)")
+        f = oftsr_student(self.w)
+
+        def v_t(t, x):
+            return self.teacher(self.teacher_params, t, x, None)
+
         x0, x1 = batch["x0"], batch["x1"]
         n = x0.shape[0]
-        t = time_sampler(key, n).astype(x0.dtype) * (1.0 - 1e-3)
+        t = self.time_sampler(key, n).astype(x0.dtype) * (1.0 - 1e-3)
         xt = broadcast_time(1.0 - t, x0) * x0 + broadcast_time(t, x0) * x1
-        t2 = jnp.minimum(t + dt, 1.0)
+        t2 = jnp.minimum(t + self.dt, 1.0)
         h = broadcast_time(t2 - t, xt)
         v1 = v_t(t, xt)
         x_mid = xt + h / 2 * v1
@@ -267,11 +331,26 @@ def oftsr_loss(
         target = jax.lax.stop_gradient(f(params, t2, x2))
         distill = jnp.mean(_per_sample_mse(f(params, t, xt), target))
         boundary = jnp.mean(_per_sample_mse(f(params, jnp.zeros_like(t), x0), x1))
-        align = jnp.mean(_per_sample_mse(w(params, t, xt, None), jax.lax.stop_gradient(v1)))
-        value = weights[0] * distill + weights[1] * boundary + weights[2] * align
+        align = jnp.mean(_per_sample_mse(self.w(params, t, xt, None), jax.lax.stop_gradient(v1)))
+        wd, wb, wa = self.weights
+        value = wd * distill + wb * boundary + wa * align
         return value, {"loss": value, "distill": distill, "boundary": boundary, "align": align}
 
-    return loss
+
+def oftsr_loss(w: Callable, teacher: Callable, teacher_params, **options) -> OFTSRLoss:
+    """An `OFTSRLoss` (see there)."""
+    return OFTSRLoss(w, teacher, teacher_params, **options)
 
 
-__all__ = ["distillation_loss", "meanflow_loss", "oftsr_loss", "oftsr_student", "shortcut_loss", "squared_error"]
+__all__ = [
+    "DistillationLoss",
+    "MeanFlowLoss",
+    "OFTSRLoss",
+    "ShortcutLoss",
+    "distillation_loss",
+    "meanflow_loss",
+    "oftsr_loss",
+    "oftsr_student",
+    "shortcut_loss",
+    "squared_error",
+]

@@ -9,27 +9,66 @@ c_out = σ σ_d/√(σ² + σ_d²), c_in = 1/√(σ² + σ_d²), c_noise = ln(σ
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jaxflow._checks import check_positive
+from jaxflow.losses.base import Objective
 from jaxflow.losses.cfm import squared_error
 from jaxflow.paths.pfgmpp import pfgmpp_perturb
 
 
-def edm_denoiser(net: Callable, sigma_data: float = 0.5) -> Callable:
-    """D(params, σ, x, cond) from a network with the model boundary net(params, t, x, cond) (t receives c_noise)."""
+class EDMDenoiser(eqx.Module):
+    """D(params, σ, x, cond) = c_skip x + c_out net(params, c_noise, c_in x, cond), EDM's preconditioning of a
+    network with the model boundary net(params, t, x, cond) (t receives c_noise = ln(σ)/4)."""
 
-    def denoiser(params, sigma, x, cond=None):
+    net: Callable = eqx.field(static=True)
+    sigma_data: float = eqx.field(static=True, default=0.5)
+
+    def __call__(self, params, sigma, x, cond=None):
+        sigma_data = self.sigma_data
         sigma = jnp.broadcast_to(jnp.asarray(sigma, x.dtype), x.shape[:1])
         s = sigma.reshape((-1,) + (1,) * (x.ndim - 1))
         total = s**2 + sigma_data**2
         c_skip, c_out, c_in = sigma_data**2 / total, s * sigma_data / jnp.sqrt(total), 1 / jnp.sqrt(total)
-        return c_skip * x + c_out * net(params, jnp.log(sigma) / 4, c_in * x, cond)
+        return c_skip * x + c_out * self.net(params, jnp.log(sigma) / 4, c_in * x, cond)
 
-    denoiser.sigma_data = sigma_data
-    return denoiser
+
+def edm_denoiser(net: Callable, sigma_data: float = 0.5) -> EDMDenoiser:
+    """An `EDMDenoiser` of `net` (see there)."""
+    check_positive(sigma_data, "sigma_data")
+    return EDMDenoiser(net, sigma_data)
+
+
+class PFGMPPLoss(Objective):
+    """PFGM++ with `D` extra dimensions (None: D = ∞, EDM): E λ(σ) ‖D_θ(x, σ) − y‖², x ~ p_σ√D(· | y),
+    σ ~ exp(N(p_mean, p_std²)). batch = {"x1": [B, ...], "labels": [B] (optional)}."""
+
+    denoiser: Callable = eqx.field(static=True)
+    D: float | None = eqx.field(static=True)
+    sigma_data: float = eqx.field(static=True, default=0.5)
+    p_mean: float = eqx.field(static=True, default=-1.2)
+    p_std: float = eqx.field(static=True, default=1.2)
+
+    def __check_init__(self):
+        if self.D is not None and not (isinstance(self.D, numbers.Real) and self.D > 0):
+            raise ValueError(f"D must be a positive number or None (D = ∞), got {self.D!r}")
+        check_positive(self.sigma_data, "sigma_data")
+        check_positive(self.p_std, "p_std")
+
+    def __call__(self, params, batch, key):
+        y = batch["x1"]
+        k_s, k_x = jax.random.split(key)
+        sigma = jnp.exp(self.p_mean + self.p_std * jax.random.normal(k_s, y.shape[:1], y.dtype))
+        x = pfgmpp_perturb(k_x, y, sigma, self.D)
+        pred = self.denoiser(params, sigma, x, batch.get("labels"))
+        weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+        value = jnp.mean(squared_error(pred, y, weight))
+        return value, {"loss": value}
 
 
 def pfgmpp_loss(
@@ -39,19 +78,6 @@ def pfgmpp_loss(
     sigma_data: float = 0.5,
     p_mean: float = -1.2,
     p_std: float = 1.2,
-) -> Callable:
-    """`loss(params, batch, key)` of PFGM++ with `D` extra dimensions (None: D = ∞, EDM). batch = {"x1": [B, ...]}."""
-    if D is not None and not (isinstance(D, int | float) and D > 0):
-        raise ValueError(f"D must be a positive number or None (D = ∞), got {D!r}")
-
-    def loss(params, batch, key):
-        y = batch["x1"]
-        k_s, k_x = jax.random.split(key)
-        sigma = jnp.exp(p_mean + p_std * jax.random.normal(k_s, y.shape[:1], y.dtype))
-        x = pfgmpp_perturb(k_x, y, sigma, D)
-        pred = denoiser(params, sigma, x, batch.get("labels"))
-        weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
-        value = jnp.mean(squared_error(pred, y, weight))
-        return value, {"loss": value}
-
-    return loss
+) -> PFGMPPLoss:
+    """A `PFGMPPLoss` (see there)."""
+    return PFGMPPLoss(denoiser, D, sigma_data, p_mean, p_std)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from jaxflow.couplings.base import Coupling, IndependentCoupling, Pairing
-from jaxflow.losses.cfm import regression_loss
+from jaxflow.losses.base import Objective
+from jaxflow.losses.cfm import RegressionLoss
 from jaxflow.losses.time_samplers import TimeSampler
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
@@ -75,26 +77,39 @@ def conditioned(velocity: Callable, embedding: jax.Array | None) -> Callable:
     return v
 
 
-def population_loss(
-    velocity: Callable,
-    embed: Embed | None = None,
-    path: ProbabilityPath | None = None,
-    coupling: Coupling | None = None,
-    time_sampler: TimeSampler | None = None,
-    *,
-    target: Target | str = "velocity",
-) -> Callable:
-    """`loss(params, batch, key) -> (scalar, aux)` of population-conditioned flow matching (see the module).
+class PopulationLoss(Objective):
+    """Population-conditioned flow matching (see the module): `loss(params, batch, key) -> (scalar, aux)`.
 
     params: {"velocity": ..., "encoder": ...} ({"velocity": ...} when `embed` is None).
     With a mask, pairs are row i with row i (padding weighted out); a within-population OT coupling needs
     populations of equal size without padding.
     """
-    path = cond_ot_path() if path is None else path
-    target = resolve_target(target) if not isinstance(target, Target) else target
-    coupling = IndependentCoupling() if coupling is None else coupling
 
-    def loss(params, batch, key):
+    velocity: Callable = eqx.field(static=True)
+    embed: Embed | None = eqx.field(static=True)
+    path: ProbabilityPath
+    coupling: Coupling
+    time_sampler: TimeSampler | None
+    target: Target
+
+    def __init__(
+        self,
+        velocity: Callable,
+        embed: Embed | None = None,
+        path: ProbabilityPath | None = None,
+        coupling: Coupling | None = None,
+        time_sampler: TimeSampler | None = None,
+        *,
+        target: Target | str = "velocity",
+    ):
+        self.velocity, self.embed = velocity, embed
+        self.path = cond_ot_path() if path is None else path
+        self.target = resolve_target(target)
+        self.coupling = IndependentCoupling() if coupling is None else coupling
+        self.time_sampler = time_sampler
+
+    def __call__(self, params, batch, key):
+        embed, coupling = self.embed, self.coupling
         if not isinstance(batch, dict) or "x0" not in batch or "x1" not in batch:
             raise ValueError("a population batch is a dict with 'x0' and 'x1' of shape [P, N, d]")
         x0, x1 = batch["x0"], batch["x1"]
@@ -118,8 +133,12 @@ def population_loss(
         def one(x0p, x1p, mp, ip, k):
             emb = None if embed is None else embed(params["encoder"], x0p, mp, None if index is None else ip)
             pairing = coupling if mask is None else _MaskWeights(mp)
-            inner = regression_loss(
-                conditioned(velocity, emb), path, target, coupling=pairing, time_sampler=time_sampler
+            inner = RegressionLoss(
+                conditioned(self.velocity, emb),
+                self.path,
+                self.target,
+                coupling=pairing,
+                time_sampler=self.time_sampler,
             )
             value, _ = inner(params["velocity"], {"x0": x0p, "x1": x1p}, k)
             return value
@@ -128,8 +147,18 @@ def population_loss(
         value = jnp.mean(values)
         return value, {"loss": value}
 
-    loss.embed = embed
-    return loss
+
+def population_loss(
+    velocity: Callable,
+    embed: Embed | None = None,
+    path: ProbabilityPath | None = None,
+    coupling: Coupling | None = None,
+    time_sampler: TimeSampler | None = None,
+    *,
+    target: Target | str = "velocity",
+) -> PopulationLoss:
+    """A `PopulationLoss` (see there)."""
+    return PopulationLoss(velocity, embed, path, coupling, time_sampler, target=target)
 
 
 def embed_population(embed: Embed | None, params, x0, mask=None, index=None) -> jax.Array | None:

@@ -16,6 +16,8 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec
 
+from jaxflow.couplings.base import IndependentCoupling, pair_in_data
+from jaxflow.losses.base import coupling_of, with_coupling
 from jaxflow.train.sharding import DATA_AXIS, shard_batch
 from jaxflow.train.state import EmaState, TrainState, ema
 
@@ -45,6 +47,10 @@ def make_train_step(
 ) -> Callable:
     """Return `run(state, batches, steps) -> (state, metrics)`, jitted with `steps` static.
 
+    Composed from small pieces a fork can reuse or replace: `pair_ahead` (move a host pairing into the data
+    function), `gradient_fn` (whole-batch or sharded gradients), `step_fn` (one update), `compile_step` (the chunk
+    scan, sweep and overlap).
+
     metrics: {'loss': [steps], 'finite': [steps], ...aux} (with a leading sweep axis when `sweep`).
     mesh: shard the batch over the mesh's 'data' axis (state stays replicated).
     split: data parallelism in the pmap style. The global batch is cut into `split` equal shards; shard i's loss
@@ -60,7 +66,7 @@ def make_train_step(
     draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step. The
       batches are the same (same per-step keys); what changes is the schedule: host work in `data_fn` (an exact OT
       pairing through a callback, see `couplings.pair_in_data`) becomes one call for the chunk, solved in parallel.
-      None (default): automatic. When the loss's coupling solves on host threads (`coupling.pairs_on_host`, the
+      None (default): automatic. When the loss's coupling field solves on host threads (`pairs_on_host`, the
       exact network simplex), the loss is built with `data_fn` and pairs over the whole batch (`split=1`), the
       pairing is moved into the data function and the chunk is paired ahead in one call: the same objective with
       pairs drawn from the data key instead of the loss key, ×2-3 faster on a CPU. Pass False to keep it in the loss.
@@ -76,50 +82,71 @@ def make_train_step(
       0.10.2; the forward pass alone is not affected); `unroll=True` compiles the chunk's steps straight-line
       (compile time grows with `steps`, so keep chunks short for conv nets).
     """
-    ema_update = ema(ema_decay).update
     n_dev = 1 if mesh is None else mesh.shape[DATA_AXIS]
     split = n_dev if split is None else int(split)
     if draw_ahead is None:
-        coupling = getattr(loss_fn, "coupling", None)
-        movable = hasattr(loss_fn, "with_coupling") and data_fn is not None and split == 1
-        if movable and getattr(coupling, "pairs_on_host", False) and _draws_x0(data_fn):
-            from jaxflow.couplings.base import IndependentCoupling, pair_in_data
-
-            data_fn = pair_in_data(data_fn, coupling)
-            loss_fn = loss_fn.with_coupling(IndependentCoupling())
-            draw_ahead = True
+        loss_fn, data_fn, draw_ahead = pair_ahead(loss_fn, data_fn, split)
+        if draw_ahead:
             # on an accelerator the host pairs while the device trains; on a CPU both share the same cores, and
             # overlapping measured ×0.92–0.98 of the serial schedule (2 cores, OT-CFM README form, make bench)
             overlap = jax.default_backend() != "cpu" if overlap is None else overlap
-        else:
-            draw_ahead = False
     if split < 1:
         raise ValueError(f"split must be a positive integer, got {split}")
     if mesh is not None and split > 1 and split % n_dev:
         raise ValueError(f"split={split} must be a multiple of the number of devices on the 'data' axis ({n_dev})")
-    value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+    grad_fn = gradient_fn(loss_fn, split=split, mesh=mesh)
+    one_step = step_fn(grad_fn, optimizer, ema_decay=ema_decay, data_fn=data_fn, mesh=mesh)
+    return compile_step(
+        one_step, data_fn, draw_ahead=draw_ahead, overlap=overlap, sweep=sweep, donate=donate, unroll=unroll
+    )
 
-    def split_value_and_grad(params, batch, key):
-        """Mean over `split` shards of the loss, its aux and its gradient; one flat all-reduce with a mesh."""
-        per_dev = split // n_dev
+
+def pair_ahead(loss_fn: Callable, data_fn: Callable | None, split: int) -> tuple[Callable, Callable | None, bool]:
+    """Move a host-solved pairing out of the loss into the data function: `(loss, data_fn, moved)`.
+
+    Applies when the loss is an `Objective` whose `coupling` field solves on host threads (`pairs_on_host`), the
+    data function draws 'x0' and the loss sees the whole batch (`split == 1`): the loss gets `IndependentCoupling`
+    (by `eqx.tree_at`) and the data function pairs with the coupling (`pair_in_data`), so a drawn-ahead chunk is
+    paired in one call. Otherwise the loss and data function come back unchanged.
+    """
+    coupling = coupling_of(loss_fn)
+    if coupling is None or data_fn is None or split != 1 or not coupling.pairs_on_host or not _draws_x0(data_fn):
+        return loss_fn, data_fn, False
+    return with_coupling(loss_fn, IndependentCoupling()), pair_in_data(data_fn, coupling), True
+
+
+def gradient_fn(loss_fn: Callable, *, split: int = 1, mesh=None) -> Callable:
+    """`grad_fn(params, batch, key) -> ((loss, aux), grads, finite)`: the loss's value and gradient, over the whole
+    batch (`split == 1`, no mesh: one `value_and_grad`) or as the mean over `split` shards (pmap style; with a mesh
+    the shards are laid over the 'data' axis and the averages travel as one flat all-reduce)."""
+    value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+    if split == 1:
+
+        def whole(params, batch, key):
+            (loss, aux), grads = value_and_grad(params, batch, key)
+            return (loss, aux), grads, jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+
+        return whole
+    n_dev = 1 if mesh is None else mesh.shape[DATA_AXIS]
+    per_dev = split // n_dev
+
+    def local(params, batch, key):
+        first = 0 if mesh is None else jax.lax.axis_index(DATA_AXIS) * per_dev
+        shards = jax.tree.map(lambda x: x.reshape(per_dev, x.shape[0] // per_dev, *x.shape[1:]), batch)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, first + i))(jnp.arange(per_dev))
+        (loss, aux), grads = jax.vmap(value_and_grad, in_axes=(None, 0, 0))(params, shards, keys)
+        flat, unravel = ravel_pytree(jax.tree.map(lambda x: jnp.mean(x, axis=0), (grads, loss, aux)))
+        if mesh is not None:
+            flat = jax.lax.pmean(flat, DATA_AXIS)  # the step's only collective
+        grads, loss, aux = unravel(flat)
+        # ravel_pytree lays the leaves out in order: the gradients and the loss come before the aux
+        n_checked = sum(x.size for x in jax.tree.leaves(grads)) + 1
+        return (loss, aux), grads, jnp.all(jnp.isfinite(flat[:n_checked]))
+
+    def sharded(params, batch, key):
         for x in jax.tree.leaves(batch):
             if x.shape[0] % split:
                 raise ValueError(f"global batch size {x.shape[0]} must be divisible by split={split}")
-
-        def local(params, batch, key):
-            first = 0 if mesh is None else jax.lax.axis_index(DATA_AXIS) * per_dev
-
-            shards = jax.tree.map(lambda x: x.reshape(per_dev, x.shape[0] // per_dev, *x.shape[1:]), batch)
-            keys = jax.vmap(lambda i: jax.random.fold_in(key, first + i))(jnp.arange(per_dev))
-            (loss, aux), grads = jax.vmap(value_and_grad, in_axes=(None, 0, 0))(params, shards, keys)
-            flat, unravel = ravel_pytree(jax.tree.map(lambda x: jnp.mean(x, axis=0), (grads, loss, aux)))
-            if mesh is not None:
-                flat = jax.lax.pmean(flat, DATA_AXIS)  # the step's only collective
-            grads, loss, aux = unravel(flat)
-            # ravel_pytree lays the leaves out in order: the gradients and the loss come before the aux
-            n_checked = sum(x.size for x in jax.tree.leaves(grads)) + 1
-            return (loss, aux), grads, jnp.all(jnp.isfinite(flat[:n_checked]))
-
         if mesh is None:
             return local(params, batch, key)
         # no automatic psum in the transpose (check_vma=False): the gradients are reduced by hand, once, flat
@@ -131,8 +158,18 @@ def make_train_step(
             check_vma=False,
         )(params, batch, key)
 
-    def step_keys(state: TrainState, step):
-        return jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), step))
+    return sharded
+
+
+def step_keys(state: TrainState, step) -> jax.Array:
+    """The (data, loss) keys of global step `step`: a function of the run's key and the step only."""
+    return jax.random.split(jax.random.fold_in(jax.random.wrap_key_data(state.key), step))
+
+
+def step_fn(grad_fn: Callable, optimizer, *, ema_decay: float, data_fn: Callable | None, mesh=None) -> Callable:
+    """`one_step(state, batch, draw) -> (state, metrics)`: one optimizer and EMA update; a step whose loss or gradient
+    is not finite leaves the state untouched. `draw`: the batch is drawn here by `data_fn` from the step's key."""
+    ema_update = ema(ema_decay).update
 
     def one_step(state: TrainState, batch, draw: bool):
         k_data, k_loss = step_keys(state, state.step)
@@ -140,11 +177,7 @@ def make_train_step(
             batch = data_fn(k_data)
         if mesh is not None:
             batch = shard_batch(batch, mesh)
-        if split == 1:
-            (loss, aux), grads = value_and_grad(state.params, batch, k_loss)
-            finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
-        else:  # one check over the flat buffer: every gradient entry and the loss
-            (loss, aux), grads, finite = split_value_and_grad(state.params, batch, k_loss)
+        (loss, aux), grads, finite = grad_fn(state.params, batch, k_loss)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema_params = ema_update(params, EmaState(state.ema_params)).params
@@ -152,16 +185,30 @@ def make_train_step(
         new = jax.lax.cond(finite, lambda: new, lambda: state)
         return new, {**aux, "loss": loss, "finite": finite}
 
+    return one_step
+
+
+def compile_step(
+    one_step: Callable,
+    data_fn: Callable | None,
+    *,
+    draw_ahead: bool,
+    overlap: bool | None,
+    sweep: bool,
+    donate: bool,
+    unroll: int | bool,
+) -> Callable:
+    """Scan `one_step` over a chunk and jit it (`steps` static); vmap over a stacked state when `sweep`; with a
+    drawn-ahead chunk and `overlap`, an `OverlappedStep` that draws the next chunk while this one trains."""
+
     def draw_chunk(state, steps):
         offsets = state.step + jnp.arange(steps)
         return jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
 
-    draw_single = draw_chunk  # bound now: the sweep below rebinds the name
-
     def run(state, batches, steps):
         draw = data_fn is not None
         if draw and draw_ahead:
-            batches = draw_single(state, steps)
+            batches = draw_chunk(state, steps)
             draw = False
         return jax.lax.scan(lambda s, b: one_step(s, b, draw), state, batches, length=steps, unroll=unroll)
 
@@ -169,23 +216,28 @@ def make_train_step(
         return jax.lax.scan(lambda s, b: one_step(s, b, False), state, batches, length=steps, unroll=unroll)
 
     if sweep:
-        run_one, train_one = run, train_chunk
-
-        def run(state, batches, steps):
-            return jax.vmap(lambda s: run_one(s, batches, steps))(state)
-
-        def draw_chunk(state, steps):
-            return jax.vmap(lambda s: draw_single(s, steps))(state)
-
-        def train_chunk(state, batches, steps):
-            return jax.vmap(lambda s, b: train_one(s, b, steps))(state, batches)
-
+        run, draw_chunk, train_chunk = _swept(run, draw_chunk, train_chunk)
     donate_args = 0 if donate else ()
     if overlap and draw_ahead and data_fn is not None:
         return OverlappedStep(
             jax.jit(draw_chunk, static_argnums=1), jax.jit(train_chunk, static_argnums=2, donate_argnums=donate_args)
         )
     return jax.jit(run, static_argnums=2, donate_argnums=donate_args)
+
+
+def _swept(run_one, draw_one, train_one):
+    """The three chunk programs vmapped over a stacked TrainState (the batches of `run` are shared)."""
+
+    def run(state, batches, steps):
+        return jax.vmap(lambda s: run_one(s, batches, steps))(state)
+
+    def draw_chunk(state, steps):
+        return jax.vmap(lambda s: draw_one(s, steps))(state)
+
+    def train_chunk(state, batches, steps):
+        return jax.vmap(lambda s, b: train_one(s, b, steps))(state, batches)
+
+    return run, draw_chunk, train_chunk
 
 
 class OverlappedStep:

@@ -33,7 +33,9 @@ def _setup(data_fn=None, loss=None):
 
 def test_step_is_traced_once():
     state, opt, loss, data = _setup()
-    counted = chex.assert_max_traces(loss, n=1)
+    # a loss is a module; chex counts the traces of a function, so wrap it in one (a plain function has no coupling
+    # field: nothing is moved ahead)
+    counted = chex.assert_max_traces(lambda params, batch, key: loss(params, batch, key), n=1)
     step = make_train_step(counted, opt, data_fn=data)
     for _ in range(3):
         state, m = step(state, None, 5)
@@ -360,3 +362,54 @@ def test_host_pairing_is_moved_ahead_automatically():
     assert not np.allclose(ma["loss"], mc["loss"])  # the in-loss pairing draws from the loss key: another run
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_a_users_objective_module_trains_with_its_pairing_moved_ahead():
+    """A loss written by a user as an `Objective` module (its own regression, not the library's) with a host
+    coupling as a field: the step factory reads the field, swaps it with eqx.tree_at and pairs ahead, which trains
+    exactly like the explicit pair-in-data form; the user's module itself is left unchanged."""
+    from collections.abc import Callable
+
+    import equinox as eqx
+
+    from jaxflow.couplings import Coupling, ExactOTCoupling, IndependentCoupling, pair_in_data
+
+    class StraightLineLoss(jf.losses.Objective):
+        """‖v(t, x_t) − (x1 − x0)‖² on the straight line, written from scratch"""
+
+        velocity: Callable = eqx.field(static=True)
+        coupling: Coupling
+
+        def __call__(self, params, batch, key):
+            k_pair, k_t = jax.random.split(key)
+            pairing = self.coupling(k_pair, batch["x0"], batch["x1"])
+            t = jax.random.uniform(k_t, (pairing.x0.shape[0],))
+            xt = t[:, None] * pairing.x1 + (1 - t[:, None]) * pairing.x0
+            value = jnp.mean((self.velocity(params, t, xt) - (pairing.x1 - pairing.x0)) ** 2)
+            return value, {}
+
+    mod = MLPVelocity(out_dim=2, hidden=(16, 16))
+    opt = optax.adam(1e-3)
+
+    def data(k):
+        k0, k1 = jax.random.split(k)
+        return {"x0": jax.random.normal(k0, (32, 2)), "x1": 2.0 + jax.random.normal(k1, (32, 2))}
+
+    state = TrainState.create(jax.random.key(1), init_mlp(jax.random.key(0), mod, 2), opt)
+    mine = StraightLineLoss(velocity_fn(mod), ExactOTCoupling())
+    auto = make_train_step(mine, opt, data_fn=data)
+    explicit = make_train_step(
+        StraightLineLoss(velocity_fn(mod), IndependentCoupling()),
+        opt,
+        data_fn=pair_in_data(data, ExactOTCoupling()),
+        draw_ahead=True,
+    )
+    in_loss = make_train_step(mine, opt, data_fn=data, draw_ahead=False)
+    a, ma = auto(state, None, 15)
+    b, mb = explicit(state, None, 15)
+    c, mc = in_loss(state, None, 15)
+    np.testing.assert_allclose(ma["loss"], mb["loss"], rtol=1e-6)
+    assert not np.allclose(ma["loss"], mc["loss"])  # pairing from the loss key: another run
+    assert isinstance(mine.coupling, ExactOTCoupling)
+    swapped = jf.losses.with_coupling(mine, IndependentCoupling())
+    assert isinstance(swapped.coupling, IndependentCoupling) and swapped.velocity is mine.velocity

@@ -82,3 +82,21 @@ def test_the_compiled_checks_are_what_catches_it(monkeypatch):
     path = jf.paths.cond_ot_path()
     xt = jax.jit(lambda t: path.sample(None, jnp.zeros((3, 2)), jnp.ones((3, 2)), t).xt)(jnp.array(1.3))
     np.testing.assert_allclose(xt, 1.3)
+
+
+def test_sample_flow_map_refuses_a_grid_that_turns_back_and_a_wrong_model_output():
+    u = lambda s, t, x: -x  # noqa: E731
+    x = jnp.ones((4, 2))
+    for grid in (jnp.array([0.0, 0.5, 0.3, 1.0]), jnp.array([0.0, 0.5, 0.5, 1.0]), jnp.array([0.0, jnp.nan, 1.0])):
+        with pytest.raises(ValueError, match="strictly monotone"):
+            jf.sampling.sample_flow_map(u, x, grid=grid)
+    # under jit the grid is only known when the program runs: a run-time error, not a silent answer
+    with pytest.raises(Exception, match="strictly monotone"):
+        jax.jit(lambda g: jf.sampling.sample_flow_map(u, x, grid=g).x)(
+            jnp.array([0.0, 0.5, 0.3, 1.0])
+        ).block_until_ready()
+    with pytest.raises(ValueError, match=r"returned \(4, 1\)"):
+        jf.sampling.sample_flow_map(lambda s, t, y: y[:, :1], x, steps=2)
+    # a decreasing grid is a valid (backward) grid; exact for this linear flow map's Euler jumps
+    back = jf.sampling.sample_flow_map(u, x, grid=jnp.array([1.0, 0.5, 0.0])).x
+    np.testing.assert_allclose(back, 2.25 * x)

@@ -34,7 +34,7 @@ from ott.geometry import geometry as ott_geometry
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxflow._checks import check_array, check_positive, is_concrete
-from jaxflow.ot.sinkhorn import solve_sinkhorn
+from jaxflow.ot.sinkhorn import report_convergence, solve_sinkhorn
 
 
 class SNSOutput(NamedTuple):
@@ -142,6 +142,7 @@ def sinkhorn_newton_sparse(
     cg_tol: float | None = None,
     cg_maxiter: int | None = None,
     max_halvings: int = 40,
+    on_nonconvergence: str = "warn",
 ) -> SNSOutput:
     """Entropic OT by Sinkhorn–Newton–Sparse.
 
@@ -156,6 +157,10 @@ def sinkhorn_newton_sparse(
       ridge, cg_tol (defaults 1e-12 in float64, 1e-7 and 1e-6 in float32), cg_maxiter, max_halvings: linear-algebra
         safeguards. A Newton step that produces a non-finite value (possible below the dtype's precision) is
         discarded and the solver stops with the last good iterate; `converged` then says whether it met threshold.
+      on_nonconvergence: "warn" (default), "raise" or "ignore" when the error is still above `threshold`.
+
+    Atoms of zero mass carry no plan: the problem is solved on the supports of a and b, and the plan's rows and
+    columns of zero-mass atoms are exactly zero (their potentials are −inf, the dual value of a zero mass).
 
     Runs eagerly (not inside jit: the number of Newton steps sizes the error history); each stage is compiled. The
     output is a pytree of arrays (it passes through jit and vmap).
@@ -194,25 +199,51 @@ def sinkhorn_newton_sparse(
         raise ValueError(f"sparsity must lie in (0, 1], got {lam}")
     k = min(n * m, max(1, math.ceil(lam * n * m)))
 
+    if is_concrete(a) and is_concrete(b) and (np.any(np.asarray(a) == 0) or np.any(np.asarray(b) == 0)):
+        rows, cols = np.nonzero(np.asarray(a) > 0)[0], np.nonzero(np.asarray(b) > 0)[0]
+        inner = sinkhorn_newton_sparse(
+            cost[np.ix_(rows, cols)],
+            a[rows],
+            b[cols],
+            epsilon=eps,
+            n_sinkhorn=n_sinkhorn,
+            max_newton=max_newton,
+            threshold=threshold,
+            sparsity=sparsity,
+            ridge=ridge,
+            cg_tol=cg_tol,
+            cg_maxiter=cg_maxiter,
+            max_halvings=max_halvings,
+            on_nonconvergence=on_nonconvergence,
+        )
+        f = jnp.full(n, -jnp.inf, dtype).at[rows].set(inner.f)
+        g = jnp.full(m, -jnp.inf, dtype).at[cols].set(inner.g)
+        plan = jnp.zeros((n, m), dtype).at[np.ix_(rows, cols)].set(inner.matrix)
+        return inner._replace(f=f, g=g, matrix=plan)
+
     f, g, sk_errors = _sinkhorn_warm(cost, eps, a, b, n_sinkhorn)
     sk_errors = np.asarray(sk_errors)
 
-    f, g, it, err, errors = _newton_stage(
-        f,
-        g,
-        cost,
-        eps,
-        a,
-        b,
-        max_newton=max_newton,
-        threshold=threshold,
-        k=k,
-        ridge=ridge,
-        cg_tol=cg_tol,
-        cg_maxiter=cg_maxiter or 2 * (n + m),
-        max_halvings=max_halvings,
-    )
+    if max_newton == 0:  # Sinkhorn only
+        it, err, errors = 0, jnp.asarray(sk_errors[-1]), np.zeros(0, sk_errors.dtype)
+    else:
+        f, g, it, err, errors = _newton_stage(
+            f,
+            g,
+            cost,
+            eps,
+            a,
+            b,
+            max_newton=max_newton,
+            threshold=threshold,
+            k=k,
+            ridge=ridge,
+            cg_tol=cg_tol,
+            cg_maxiter=cg_maxiter or 2 * (n + m),
+            max_halvings=max_halvings,
+        )
     it = int(it)
+    report_convergence(jnp.asarray(err <= threshold), "sinkhorn_newton_sparse", on_nonconvergence)
     plan = jnp.exp(_log_plan(f, g, cost, eps))
     all_errors = np.concatenate([sk_errors, np.asarray(errors[:it])])
     return SNSOutput(

@@ -64,9 +64,11 @@ class VelocityTarget(Target):
     def __call__(self, path, ps):
         return ps.ut, None
 
-    def to_noise(self, coef, pred, x):  # v = (α̇/α) x + (σ̇ − α̇σ/α) ε
+    def to_noise(self, coef, pred, x):
+        # v = α̇ x1 + σ̇ ε and x = α x1 + σ ε give α v − α̇ x = (α σ̇ − α̇ σ) ε: no division by α, so the map is exact
+        # at α = 0 (t = 0 of Cond-OT) where the ratio form (v − (α̇/α) x) / (σ̇ − α̇σ/α) is 0/0
         a, sg, da, ds = coef
-        return (pred - (da / a) * x) / (ds - da * sg / a)
+        return (a * pred - da * x) / (a * ds - da * sg)
 
     def from_noise(self, coef, eps, x):
         a, sg, da, ds = coef

@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxflow._checks import check_array, check_count
+from jaxflow._checks import check_array, check_count, is_concrete, traced_check
 from jaxflow.sampling.ode import SampleOutput
-from jaxflow.sampling.solvers import finite_or_raise
+from jaxflow.sampling.solvers import check_interval, finite_or_raise
 
 
 def sample_flow_map(
@@ -34,16 +35,33 @@ def sample_flow_map(
     nfe = number of jumps; with `save_trajectory` the states at the grid times.
     """
     x0 = check_array(x0, "x0")
+    if x0.ndim < 2:
+        raise ValueError(f"x0 must be a batch [B, ...], got shape {x0.shape}")
     if grid is None:
         check_count(steps, "steps")
+        check_interval(t0, t1)
         grid = jnp.linspace(t0, t1, steps + 1, dtype=x0.dtype)
     else:
         grid = jnp.asarray(grid, x0.dtype)
         if grid.ndim != 1 or grid.shape[0] < 2:
             raise ValueError(f"grid must be 1-D with at least two times, got shape {grid.shape}")
+    # one direction, no repeated time: a grid that turns back would jump back over ground already covered
+    d = jnp.diff(grid) * jnp.sign(grid[-1] - grid[0])
+    bad = jnp.any(d <= 0) | jnp.any(~jnp.isfinite(grid))
+    if is_concrete(bad):
+        if bool(bad):
+            raise ValueError(f"grid must be finite and strictly monotone, got {np.asarray(grid)}")
+    else:
+        grid = traced_check(grid, bad, "grid must be finite and strictly monotone")
 
     def field(s, t, x):
         return u(s, t, x) if params is None else u(params, s, t, x, cond)
+
+    b = x0.shape[0]
+    out = jax.eval_shape(field, jnp.zeros((b,), x0.dtype), jnp.ones((b,), x0.dtype), x0)
+    if not hasattr(out, "shape") or out.shape != x0.shape:
+        got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+        raise ValueError(f"the flow map u returned {got} for a state of shape {tuple(x0.shape)}; it must match")
 
     def jump(x, st):
         s, t = st

@@ -53,3 +53,37 @@ def test_sns_bad_inputs():
         jf.ot.sinkhorn_newton_sparse(cost, jnp.ones(4), jnp.ones(4) / 4, epsilon=0.1)
     with pytest.raises(ValueError, match="sparsity"):
         jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.1, sparsity=2.0)
+
+
+def test_zero_mass_atoms_are_solved_on_the_support():
+    """Marginals with zero-mass atoms: the plan equals ott-jax's Sinkhorn (run to 1e-12) on the same problem, the
+    zero-mass rows and columns are exactly zero, and Newton converges (it used to stop after 0 steps, error 1e-2)."""
+    from ott.solvers.linear import sinkhorn
+
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(0), (12, 2))
+        y = jax.random.normal(jax.random.key(1), (10, 2))
+        cost = jf.ot.sqeuclidean_cost(x, y)
+        a = jnp.ones(12).at[3].set(0.0).at[7].set(0.0)
+        b = jnp.ones(10).at[0].set(0.0)
+        a, b = a / a.sum(), b / b.sum()
+        out = jf.ot.sinkhorn_newton_sparse(cost, a, b, epsilon=0.5)
+        assert bool(out.converged) and int(out.newton_iterations) >= 1
+        ref = jf.ot.solve_sinkhorn(cost, 0.5, a=a, b=b, solver=sinkhorn.Sinkhorn(threshold=1e-12, max_iterations=10**5))
+        np.testing.assert_allclose(out.matrix, ref.matrix, atol=1e-12)
+        assert (
+            float(jnp.abs(out.matrix[jnp.array([3, 7])]).max()) == 0.0 and float(jnp.abs(out.matrix[:, 0]).max()) == 0.0
+        )
+        assert bool(jnp.all(jnp.isneginf(out.f[jnp.array([3, 7])])))
+
+
+def test_stopping_short_of_the_threshold_is_reported():
+    with jax.enable_x64(True):
+        cost = jf.ot.sqeuclidean_cost(
+            jax.random.normal(jax.random.key(0), (12, 2)), jax.random.normal(jax.random.key(1), (10, 2))
+        )
+        with pytest.warns(jf.ot.NotConvergedWarning, match="sinkhorn_newton_sparse"):
+            out = jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.05, max_newton=0)
+        assert not bool(out.converged) and int(out.newton_iterations) == 0
+        with pytest.raises(jf.ot.NotConvergedError):
+            jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.05, max_newton=0, on_nonconvergence="raise")

@@ -6,7 +6,6 @@ import pytest
 import jaxflow as jf
 from jaxflow.data import GaussianMixture
 from jaxflow.paths import (
-    _SCHEDULERS,
     AffinePath,
     BrownianBridgePath,
     CondOTScheduler,
@@ -15,6 +14,7 @@ from jaxflow.paths import (
     VPTrigScheduler,
     get_scheduler,
 )
+from jaxflow.paths.schedulers import _SCHEDULERS
 
 
 class CubicGamma(jf.paths.Gamma):
@@ -212,3 +212,19 @@ def test_every_converter_against_the_gaussian_closed_form(name, key):
             for tgt, want in exact.items():
                 got = path.convert(field, t, x, source=src, target=tgt)
                 np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{src} -> {tgt}")
+
+
+def test_velocity_to_score_is_exact_at_t0_where_the_limit_exists(key):
+    """At t = 0 of Cond-OT (α = 0) the velocity → noise / score maps have a finite limit (x_0 is the source): they are
+    computed there exactly, not as 0/0; checked against the closed-form score of a Gaussian mixture."""
+    gmm = GaussianMixture(
+        jnp.array([0.4, 0.6]), jnp.array([[2.0, 0.0], [-1.0, 1.5]]), jnp.stack([0.3 * jnp.eye(2)] * 2)
+    )
+    path = AffinePath(CondOTScheduler())
+    x = jax.random.normal(key, (16, 2))
+    for t in (0.0, 1e-4, 0.5):
+        tt = jnp.full((16,), t)
+        score = path.convert(gmm.velocity(tt, x), tt, x, source="velocity", target="score")
+        np.testing.assert_allclose(score, gmm.score(tt, x), rtol=1e-4, atol=1e-5)
+    eps = path.convert(gmm.velocity(jnp.zeros(16), x), 0.0, x, source="velocity", target="epsilon")
+    np.testing.assert_allclose(eps, x, atol=1e-6)  # at t = 0 the state is the noise itself

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import jaxflow as jf
-from jaxflow.sampling import _SOLVER_NAMES, SolverError
+from jaxflow.sampling import SolverError
+from jaxflow.sampling.solvers import _SOLVER_NAMES
 
 
 class RK4(diffrax.AbstractERK):

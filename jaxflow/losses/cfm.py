@@ -39,6 +39,11 @@ def _check_batch(batch) -> None:
         raise ValueError(f"batch must be a dict holding 'x1' (and optionally 'x0', 'labels'), got {got}")
     if batch["x1"].shape[0] == 0:
         raise ValueError("batch['x1'] is empty (batch size 0)")
+    for name in ("x0", "x1"):
+        if name in batch and not jnp.issubdtype(jnp.asarray(batch[name]).dtype, jnp.floating):
+            raise ValueError(
+                f"batch['{name}'] must be floating point (the path interpolates it), got dtype {batch[name].dtype}"
+            )
 
 
 def _repeat(a, k):

@@ -17,6 +17,8 @@ import numpy as np
 import ot as pot
 from threadpoolctl import ThreadpoolController
 
+from jaxflow._checks import check_array, is_concrete, traced_check
+
 # POT's default iteration cap is too small for n in the thousands (it warns and returns a non-optimal plan).
 _NUM_ITER_MAX = 100_000_000
 
@@ -113,9 +115,23 @@ def exact_assignment(cost: jax.Array) -> jax.Array:
 
 def exact_plan(cost: jax.Array, a: jax.Array | None = None, b: jax.Array | None = None) -> jax.Array:
     """Exact OT plan [n, m] (general marginals). Jit-able (host callback); not differentiable."""
+    cost = check_array(cost, "cost", ndim=2)
     n, m = cost.shape
-    a = jnp.full((n,), 1.0 / n, cost.dtype) if a is None else a
-    b = jnp.full((m,), 1.0 / m, cost.dtype) if b is None else b
+    a = jnp.full((n,), 1.0 / n, cost.dtype) if a is None else check_array(a, "a", ndim=1).astype(cost.dtype)
+    b = jnp.full((m,), 1.0 / m, cost.dtype) if b is None else check_array(b, "b", ndim=1).astype(cost.dtype)
+    if a.shape != (n,) or b.shape != (m,):
+        raise ValueError(f"marginals must match the cost [{n}, {m}], got a {a.shape} and b {b.shape}")
+    # the network simplex needs non-negative marginals of equal mass (POT's own assert would surface as an XLA
+    # INTERNAL error from inside the callback)
+    bad = jnp.any(a < 0) | jnp.any(b < 0) | (jnp.abs(a.sum() - b.sum()) > 1e-6 * jnp.maximum(a.sum(), 1.0))
+    if is_concrete(bad):
+        if bool(bad):
+            raise ValueError(
+                f"marginals a and b must be non-negative with equal mass, got masses {float(a.sum())} and "
+                f"{float(b.sum())} (min {float(a.min())}, {float(b.min())})"
+            )
+    else:
+        a = traced_check(a, bad, "exact_plan: marginals a and b must be non-negative with equal mass")
 
     def host(c, a_, b_):
         return emd_plan_numpy(c, a_, b_).astype(np.asarray(c).dtype)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxflow._checks import check_array, check_count, is_concrete, traced_check
-from jaxflow.sampling.ode import SampleOutput
+from jaxflow.sampling.ode import SampleOutput, bind
 from jaxflow.sampling.solvers import check_interval, finite_or_raise
 
 
@@ -54,8 +54,7 @@ def sample_flow_map(
     else:
         grid = traced_check(grid, bad, "grid must be finite and strictly monotone")
 
-    def field(s, t, x):
-        return u(s, t, x) if params is None else u(params, s, t, x, cond)
+    field = bind(u, params, cond, plain=3, name="the flow map u")
 
     b = x0.shape[0]
     out = jax.eval_shape(field, jnp.zeros((b,), x0.dtype), jnp.ones((b,), x0.dtype), x0)

@@ -40,11 +40,42 @@ class SampleOutput(NamedTuple):
     result: diffrax.RESULTS | None = None
 
 
-def bind(field: Callable, params=None, cond=None) -> Callable:
-    """`f(t, x)` from a model boundary `f(params, t, x, cond)`; `field` itself when params is None."""
+def bind(field: Callable, params=None, cond=None, *, plain: int = 2, name: str = "the field") -> Callable:
+    """`f(t, x)` from a model boundary `f(params, t, x, cond)`; `field` itself when params is None.
+
+    The field's signature is read to catch the two mix-ups early, with a message that says what to pass: a model
+    boundary without `params=` (it needs more than the `plain` = 2 arguments (t, x)), or `params=` with a plain
+    field that takes only (t, x). Fields whose signature cannot be read are bound as asked.
+    """
+    required, most = positional_arity(field)
     if params is None:
+        if required is not None and required > plain:
+            raise TypeError(
+                f"{name} takes {required} positional arguments, like a model boundary (params, ...); pass params= "
+                f"(or pass a plain field of {plain} arguments)"
+            )
         return field
-    return lambda t, x: field(params, t, x, cond)
+    if most is not None and most <= plain:
+        raise TypeError(
+            f"params= was given but {name} takes only {most} positional arguments; pass the model boundary "
+            "(params, ..., cond=None) or drop params="
+        )
+    return lambda *args: field(params, *args, cond)
+
+
+def positional_arity(fn: Callable) -> tuple[int | None, int | None]:
+    """(required, at most) positional arguments of `fn`; None where its signature cannot be read or is open."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None, None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ps = list(sig.parameters.values())
+    required = sum(p.kind in kinds and p.default is inspect.Parameter.empty for p in ps)
+    most = None if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in ps) else sum(p.kind in kinds for p in ps)
+    return required, most
 
 
 def sample(

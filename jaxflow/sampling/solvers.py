@@ -138,7 +138,15 @@ def check_interval(t0, t1) -> None:
 
 def check_field_output(fn: Callable, t, x, name: str) -> None:
     """The field's output must have x's shape and dtype: checked once, at trace time (no computation)."""
-    out = jax.eval_shape(fn, jnp.asarray(t, x.dtype), x)
+    try:
+        out = jax.eval_shape(fn, jnp.asarray(t, x.dtype), x)
+    except Exception as err:  # noqa: BLE001 - any failure of the model on this state (flax, shape, dtype errors)
+        if "params=" in str(err):  # the binding's own message (a boundary without params, or the reverse)
+            raise
+        raise ValueError(
+            f"{name} cannot be evaluated on a state of shape {tuple(x.shape)} and dtype {x.dtype} (does the model "
+            f"take this shape?): {type(err).__name__}: {str(err).splitlines()[0]}"
+        ) from err
     if not hasattr(out, "shape"):
         raise ValueError(f"{name} must return an array, got {type(out).__name__}")
     if out.shape != x.shape:

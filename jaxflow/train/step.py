@@ -206,6 +206,7 @@ def compile_step(
         return jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
 
     def run(state, batches, steps):
+        _check_steps(steps)
         draw = data_fn is not None
         if draw and draw_ahead:
             batches = draw_chunk(state, steps)
@@ -213,6 +214,7 @@ def compile_step(
         return jax.lax.scan(lambda s, b: one_step(s, b, draw), state, batches, length=steps, unroll=unroll)
 
     def train_chunk(state, batches, steps):
+        _check_steps(steps)
         return jax.lax.scan(lambda s, b: one_step(s, b, False), state, batches, length=steps, unroll=unroll)
 
     if sweep:
@@ -223,6 +225,11 @@ def compile_step(
             jax.jit(draw_chunk, static_argnums=1), jax.jit(train_chunk, static_argnums=2, donate_argnums=donate_args)
         )
     return jax.jit(run, static_argnums=2, donate_argnums=donate_args)
+
+
+def _check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps (the chunk length) must be a positive integer, got {steps!r}")
 
 
 def _swept(run_one, draw_one, train_one):

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxflow._checks import check_array, check_positive, check_weights, is_concrete
+from jaxflow._checks import check_array, check_positive, check_weights, is_concrete, traced_check
 
 # ---------------------------------------------------------------------------------------------------------------------
 # matrix functions
@@ -84,6 +84,11 @@ def check_spd(c, name: str, *, strict: bool = False) -> jax.Array:
 def _check_mean_cov(m, c, tag):
     m = check_array(m, f"m{tag}", ndim=1)
     c = check_spd(c, f"c{tag}")
+    if not is_concrete(c):  # compiled: the same test as check_spd's, run with the program (one d×d eigvalsh)
+        scale = jnp.maximum(jnp.max(jnp.abs(c)), jnp.finfo(c.dtype).tiny)
+        asym = jnp.max(jnp.abs(c - jnp.swapaxes(c, -1, -2))) > 1e-4 * scale
+        neg = jnp.min(jnp.linalg.eigvalsh(_sym(c))) < -1e-5 * scale
+        c = traced_check(c, asym | neg, f"c{tag} must be a symmetric positive semi-definite matrix")
     if c.shape != (m.shape[0], m.shape[0]):
         raise ValueError(f"c{tag} must be [{m.shape[0]}, {m.shape[0]}] to match m{tag}, got {c.shape}")
     return m, c

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxflow._checks import check_array, check_count
 from jaxflow._deprecation import key_first
 from jaxflow.paths.affine import AffinePath, cond_ot_path
 from jaxflow.paths.empirical import EmpiricalDistribution
@@ -31,6 +32,10 @@ def data_separation(
     (x1, ε) (x1 from the data, the same draws at every s): E‖E[x1 | s x1 + ε]‖² divided by the draws' E‖x1‖² (which
     is d for normalised data). The data are normalised first (`normalize=True`)."""
 
+    data = check_array(data, "data")
+    if data.ndim < 2 or data.shape[0] == 0:
+        raise ValueError(f"data must be a non-empty set of points [n, ...], got shape {data.shape}")
+    check_count(num_samples, "num_samples")
     data = normalise(data) if normalize else data
     dist = EmpiricalDistribution(data)
     snr = jnp.atleast_1d(jnp.asarray(snr, data.dtype))

@@ -32,8 +32,15 @@ def _check_mesh(mesh: Mesh) -> Mesh:
     return Mesh(v, f)
 
 
+def _check_int(value, name: str, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low or (high and value > high):
+        bound = f"in [{low}, {high}]" if high else f">= {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+
+
 def icosphere(subdivisions: int = 3) -> Mesh:
     """The unit sphere as a subdivided icosahedron (10·4^k + 2 vertices), vertices projected onto the sphere."""
+    _check_int(subdivisions, "subdivisions", 0, 8)
     t = (1 + 5**0.5) / 2
     verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
              (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]  # fmt: skip
@@ -62,6 +69,11 @@ def icosphere(subdivisions: int = 3) -> Mesh:
 def superquadric(exponents=(1.0, 1.0), scale=(1.0, 1.0, 1.0), subdivisions: int = 3) -> Mesh:
     """A superquadric as a radial map of the icosphere: each unit direction u goes to s ⊙ sign(u)|u|^e (e_1 for x and
     y, e_2 for z). e = 1 is an ellipsoid; small e a box with rounded edges."""
+    ex, sc = np.asarray(exponents, float), np.asarray(scale, float)
+    if ex.shape != (2,) or not np.all(np.isfinite(ex)) or np.any(ex <= 0):
+        raise ValueError(f"exponents must be two positive numbers (e_xy, e_z), got {exponents!r}")
+    if sc.shape != (3,) or not np.all(np.isfinite(sc)) or np.any(sc <= 0):
+        raise ValueError(f"scale must be three positive numbers, got {scale!r}")
     base = icosphere(subdivisions)
     u = base.vertices
     e = jnp.asarray([exponents[0], exponents[0], exponents[1]], u.dtype)
@@ -71,6 +83,10 @@ def superquadric(exponents=(1.0, 1.0), scale=(1.0, 1.0, 1.0), subdivisions: int 
 
 def torus(major: float = 1.0, minor: float = 0.35, n_major: int = 48, n_minor: int = 24) -> Mesh:
     """A torus around the z axis as a periodic (u, v) grid."""
+    _check_int(n_major, "n_major", 3)
+    _check_int(n_minor, "n_minor", 3)
+    if not (np.isfinite(major) and np.isfinite(minor) and 0 < minor < major):
+        raise ValueError(f"a torus needs 0 < minor < major, got minor={minor}, major={major}")
     u = np.linspace(0, 2 * np.pi, n_major, endpoint=False)
     v = np.linspace(0, 2 * np.pi, n_minor, endpoint=False)
     uu, vv = np.meshgrid(u, v, indexing="ij")
@@ -89,6 +105,9 @@ def torus(major: float = 1.0, minor: float = 0.35, n_major: int = 48, n_minor: i
 def random_deformation(key: jax.Array, mesh: Mesh, amplitude: float = 0.15, modes: int = 4) -> Mesh:
     """A smooth random displacement v + amplitude · Σ_k a_k sin(ω_k·v + φ_k), ω_k ~ N(0, 2² I) (same faces)."""
     mesh = _check_mesh(mesh)
+    _check_int(modes, "modes", 1)
+    if not np.isfinite(amplitude) or amplitude < 0:
+        raise ValueError(f"amplitude must be a finite number >= 0, got {amplitude}")
     k1, k2, k3 = jax.random.split(key, 3)
     omega = 2.0 * jax.random.normal(k1, (modes, 3))
     phase = jax.random.uniform(k2, (modes,), maxval=2 * jnp.pi)

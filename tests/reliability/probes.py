@@ -277,6 +277,17 @@ def probes() -> list[Probe]:
             lambda: jax.vmap(lambda x: jf.sample(_v, x[None]).x)(NAN).block_until_ready(),
             r"non-finite|NaN",
         ),
+        # shapes (mesh builders)
+        Probe("icosphere subdivisions < 0", "size", lambda: jf.shapes.icosphere(-1), r"subdivisions"),
+        Probe("superquadric exponent 0", "range", lambda: jf.shapes.superquadric((0.0, 1.0)), r"exponents"),
+        Probe("torus n_major 0", "size", lambda: jf.shapes.torus(n_major=0), r"n_major"),
+        Probe("torus minor > major", "range", lambda: jf.shapes.torus(1.0, 2.0), r"minor"),
+        Probe(
+            "random_deformation modes 0",
+            "size",
+            lambda: jf.shapes.random_deformation(K, jf.shapes.icosphere(1), modes=0),
+            r"modes",
+        ),
         # training
         Probe("train step chunk 0", "size", lambda: _train_step()(_state(), None, 0), r"steps"),
         Probe("fit num_steps < 0", "size", lambda: jf.train.fit(_state(), _train_step(), num_steps=-4), r"num_steps"),

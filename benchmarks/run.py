@@ -56,11 +56,13 @@ def _throughput(
     mesh: bool,
     split: int | None = None,
     threads: int | None = None,
+    checks: bool = True,
 ) -> list[float]:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
     args = [sys.executable, "-m", "benchmarks.train_throughput", method, str(steps), str(repeats)]
     args += (["mesh"] if mesh else []) + ([f"split={split}"] if split is not None else [])
     args += [f"threads={threads}"] if threads is not None else []
+    args += [] if checks else ["checks=off"]
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["rates"]
 
@@ -97,6 +99,11 @@ def throughput_rows(rounds: int, quick: bool = False) -> tuple[list, dict]:
     plan = [
         (t_icfm, lambda: _torch_throughput("icfm", 300, 2), None),
         ("jaxflow I-CFM", lambda: _throughput("icfm", 2000, 2, devices=1, mesh=False), t_icfm),
+        (
+            "jaxflow I-CFM, compiled value checks off (TRACED_CHECKS = False)",
+            lambda: _throughput("icfm", 2000, 2, devices=1, mesh=False, checks=False),
+            "jaxflow I-CFM",
+        ),
         (t_icfm1, lambda: _torch_throughput("icfm", 300, 2, threads=1), None),
         (
             "jaxflow I-CFM, XLA pool of 1 thread",

@@ -1,9 +1,9 @@
 """Training throughput of one 2-D model (MLP 3×64 SELU, batch 256, Adam 1e-3) on 8gaussians → moons.
 
 Run as a script to measure in a fresh process (the device count is fixed by XLA_FLAGS at start-up):
-`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh] [split=K] [threads=K]` prints one JSON line of
-steps/s samples (split: see `make_train_step`; left out, one shard per device; threads: start XLA's CPU pool with K
-workers through `limit_cpu_threads`).
+`python -m benchmarks.train_throughput METHOD STEPS REPEATS [mesh] [split=K] [threads=K] [checks=off]` prints one
+JSON line of steps/s samples (split: see `make_train_step`; left out, one shard per device; threads: start XLA's CPU
+pool with K workers through `limit_cpu_threads`; checks=off: the compiled value checks removed, for their A/B).
 """
 
 from __future__ import annotations
@@ -79,5 +79,9 @@ if __name__ == "__main__":
     threads = next((int(a.split("=", 1)[1]) for a in extra if a.startswith("threads=")), None)
     if threads is not None:
         limit_cpu_threads(threads)
+    if "checks=off" in extra:  # the A/B of the compiled value checks (docs/conventions.md): set before any trace
+        import jaxflow._checks
+
+        jaxflow._checks.TRACED_CHECKS = False
     rates = measure(method, steps, repeats, "mesh" in extra, split)
     print(json.dumps({"devices": jax.device_count(), "split": split, "rates": rates}))

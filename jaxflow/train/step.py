@@ -205,11 +205,13 @@ def compile_step(
         offsets = state.step + jnp.arange(steps)
         return jax.vmap(lambda s: data_fn(step_keys(state, s)[0]))(offsets)
 
+    draw_one = draw_chunk  # the single-state draw, bound now: the sweep below rebinds `draw_chunk`
+
     def run(state, batches, steps):
         _check_steps(steps)
         draw = data_fn is not None
         if draw and draw_ahead:
-            batches = draw_chunk(state, steps)
+            batches = draw_one(state, steps)
             draw = False
         return jax.lax.scan(lambda s, b: one_step(s, b, draw), state, batches, length=steps, unroll=unroll)
 

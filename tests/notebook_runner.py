@@ -28,6 +28,21 @@ SECOND = (
     "05_latent_and_inversion.ipynb",
 )
 
+# the longest notebooks (30-60 s each on 2 cores) run in `make test-all` (CI), the others in the fast suite too
+HEAVY = {
+    "03_ot_toolbox.ipynb",
+    "03_few_step.ipynb",
+    "04_images.ipynb",
+    "05_latent_and_inversion.ipynb",
+    "06_populations.ipynb",
+}
+
+
+def params(names):
+    import pytest
+
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+
 
 def run_notebook(name: str, tmp_path) -> None:
     path = FOLDER / name

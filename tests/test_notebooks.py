@@ -2,10 +2,10 @@
 
 import pytest
 
-from tests.notebook_runner import FIRST, MARKERS, NOTEBOOKS, SECOND, run_notebook
+from tests.notebook_runner import FIRST, MARKERS, NOTEBOOKS, SECOND, params, run_notebook
 
 
-@pytest.mark.parametrize("name", FIRST)
+@pytest.mark.parametrize("name", params(FIRST))
 def test_notebook_runs(name, tmp_path):
     run_notebook(name, tmp_path)
 

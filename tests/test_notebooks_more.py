@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.notebook_runner import SECOND, run_notebook
+from tests.notebook_runner import SECOND, params, run_notebook
 
 
-@pytest.mark.parametrize("name", SECOND)
+@pytest.mark.parametrize("name", params(SECOND))
 def test_notebook_runs(name, tmp_path):
     run_notebook(name, tmp_path)

@@ -16,6 +16,7 @@ SMALL = dict(
 )
 
 
+@pytest.mark.slow  # 25 s; the smoke run of every study (test_study_smoke.py) is in make test-all too
 def test_toy2d_end_to_end_writes_table_metrics_and_figure(tmp_path):
     folder = STUDY.execute(**SMALL, out_dir=str(tmp_path))
     table = (tmp_path / "table.md").read_text()

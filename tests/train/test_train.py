@@ -283,7 +283,7 @@ def test_two_processes_train_like_one_process_with_four_devices():
         assert out["eval"]["w2"] == pytest.approx(single["eval"]["w2"], rel=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["checkpoint", "log"])
+@pytest.mark.parametrize("mode", ["checkpoint", pytest.param("log", marks=pytest.mark.slow)])
 def test_sigkill_then_restart_equals_uninterrupted_run(tmp_path, mode):
     """SIGKILL lands while the checkpoint of step 60 is being written, or half-way through the log line of step 60.
     The restart resumes from the last complete checkpoint, executes only the steps after it, logs each step once

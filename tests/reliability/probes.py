@@ -134,6 +134,24 @@ def probes() -> list[Probe]:
             r"label_dropout",
         ),
         Probe("shortcut min_step < 0", "range", lambda: jf.losses.shortcut_loss(boundary, min_step=-0.5), r"min_step"),
+        Probe(
+            "population_loss NaN x1 (vmaps inside)",
+            "nonfinite",
+            lambda: jf.losses.population_loss(boundary)(
+                {"velocity": params}, {"x0": jnp.ones((2, 8, 2)), "x1": jnp.ones((2, 8, 2)).at[0, 0, 0].set(jnp.nan)}, K
+            )[0].block_until_ready(),
+            r"non-finite|NaN",
+        ),
+        Probe(
+            "population_loss mask shape",
+            "shape",
+            lambda: jf.losses.population_loss(boundary)(
+                {"velocity": params},
+                {"x0": jnp.ones((2, 8, 2)), "x1": jnp.ones((2, 8, 2)), "mask": jnp.ones((2, 7), bool)},
+                K,
+            ),
+            r"mask",
+        ),
         Probe("pfgmpp_loss D = 0", "range", lambda: jf.losses.pfgmpp_loss(boundary, 0), r"D"),
         # sampling
         Probe("sample NaN x0", "nonfinite", lambda: jf.sample(_v, NAN), r"non-finite|NaN|x0"),

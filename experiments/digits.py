@@ -414,7 +414,7 @@ STUDY = Study(
         "eval_draws": 1,
         "seeds": 1,
     },
-    smoke={"models": ("fm_cond", "vp"), "channels": 8, "steps": 6, "chunk": 3, "ode_steps": 3, "sde_steps": 6},
+    smoke={"models": ("fm_cond", "vp"), "channels": 8, "steps": 2, "chunk": 1, "ode_steps": 3, "sde_steps": 6},
     validate=validate,
     description="Flow matching, guidance and VP diffusion on scikit-learn's 8×8 digits, scored by DigitsMetric.",
 )

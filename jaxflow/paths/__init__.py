@@ -20,6 +20,7 @@ from jaxflow.paths.pfgmpp import pfgmpp_perturb
 from jaxflow.paths.schedulers import (
     CondOTScheduler,
     LipmanScheduler,
+    PolynomialConvexScheduler,
     Scheduler,
     VEScheduler,
     VPSDEScheduler,
@@ -36,6 +37,7 @@ __all__ = [
     "Gamma",
     "KineticOptimalScheduler",
     "LipmanScheduler",
+    "PolynomialConvexScheduler",
     "PARAMETRISATIONS",
     "PathSample",
     "ProbabilityPath",

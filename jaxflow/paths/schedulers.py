@@ -31,6 +31,29 @@ class Scheduler(eqx.Module):
     def d_sigma(self, t: jax.Array) -> jax.Array:
         return jnp.vectorize(jax.grad(self.sigma))(t)
 
+    def snr(self, t: jax.Array) -> jax.Array:
+        """The signal-to-noise ratio α_t / σ_t."""
+        return self.alpha(t) / self.sigma(t)
+
+    def snr_inverse(self, snr: jax.Array) -> jax.Array:
+        """The time t in [0, 1] at which α_t / σ_t = snr (elementwise; jit-able).
+
+        Generic: bisection on [0, 1] to the dtype's resolution, assuming α/σ increases with t (true of every
+        scheduler here); a value outside the scheduler's range comes back clipped to 0 or 1. Subclasses with a closed
+        form override it.
+        """
+        snr = jnp.asarray(snr, jnp.result_type(float, snr))
+        lo, hi = jnp.zeros_like(snr), jnp.ones_like(snr)
+
+        def body(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            below = self.snr(mid) < snr
+            return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, 64, body, (lo, hi))
+        return 0.5 * (lo + hi)
+
 
 class CondOTScheduler(Scheduler):
     """Cond-OT / rectified flow: α = t, σ = 1 − t."""
@@ -46,6 +69,48 @@ class CondOTScheduler(Scheduler):
 
     def d_sigma(self, t):
         return -jnp.ones_like(t)
+
+    def snr_inverse(self, snr):  # t / (1 − t) = s
+        snr = jnp.asarray(snr, jnp.result_type(float, snr))
+        return snr / (1.0 + snr)
+
+
+class PolynomialConvexScheduler(Scheduler):
+    """The convex schedule κ_t = tⁿ as an affine scheduler: α = tⁿ, σ = 1 − tⁿ (Gat et al. 2024, "Discrete flow
+    matching", arXiv:2407.15595: the mixture paths' κ). `kappa`, `d_kappa` and `kappa_inverse` name the same maps for
+    mixture (discrete) paths; n = 1 is Cond-OT."""
+
+    n: float = 1.0
+
+    def __check_init__(self):
+        check_positive(self.n, "n")
+
+    def kappa(self, t):
+        return jnp.asarray(t) ** self.n
+
+    def d_kappa(self, t):
+        t = jnp.asarray(t)
+        return self.n * t ** (self.n - 1.0)
+
+    def kappa_inverse(self, kappa):
+        """t with κ_t = kappa, for kappa in [0, 1]."""
+        return jnp.asarray(kappa) ** (1.0 / self.n)
+
+    def alpha(self, t):
+        return self.kappa(t)
+
+    def sigma(self, t):
+        return 1.0 - self.kappa(t)
+
+    def d_alpha(self, t):
+        return self.d_kappa(t)
+
+    def d_sigma(self, t):
+        return -self.d_kappa(t)
+
+    def snr_inverse(self, snr):  # κ / (1 − κ) = s
+        snr = jnp.asarray(snr, jnp.result_type(float, snr))
+        return self.kappa_inverse(snr / (1.0 + snr))
 
 
 class LipmanScheduler(Scheduler):
@@ -77,6 +142,10 @@ class VPTrigScheduler(Scheduler):
 
     def sigma(self, t):
         return jnp.cos(0.5 * jnp.pi * t)
+
+    def snr_inverse(self, snr):  # tan(πt/2) = s
+        snr = jnp.asarray(snr, jnp.result_type(float, snr))
+        return 2.0 / jnp.pi * jnp.arctan(snr)
 
     def d_alpha(self, t):
         return 0.5 * jnp.pi * jnp.cos(0.5 * jnp.pi * t)
@@ -146,6 +215,7 @@ class VEScheduler(Scheduler):
 
 _SCHEDULERS = {
     "cond_ot": CondOTScheduler,
+    "polynomial": PolynomialConvexScheduler,
     "lipman": LipmanScheduler,
     "vp_trig": VPTrigScheduler,
     "vp_sde": VPSDEScheduler,
@@ -154,7 +224,7 @@ _SCHEDULERS = {
 
 
 def get_scheduler(name: str, **kwargs) -> Scheduler:
-    """Build a scheduler by name (`cond_ot`, `lipman`, `vp_trig`, `vp_sde`, `ve`)."""
+    """Build a scheduler by name (`cond_ot`, `lipman`, `polynomial`, `vp_trig`, `vp_sde`, `ve`)."""
     if name not in _SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(_SCHEDULERS)}")
     return _SCHEDULERS[name](**kwargs)

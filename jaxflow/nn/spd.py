@@ -58,7 +58,7 @@ class BuresWassersteinBatchNorm(nn.Module):
             var = jnp.mean(jax.vmap(lambda c: bw.bures_distance_squared(c, eye))(z))
             if not self.is_initializing():
                 zero = jnp.zeros(d, x.dtype)
-                ra_mean.value = bw.geodesic(zero, ra_mean.value, zero, mean, 1.0 - self.momentum)[1]
+                ra_mean.value = bw._geodesic(zero, ra_mean.value, zero, mean, 1.0 - self.momentum)[1]
                 ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
         factor = jnp.exp(log_scale) / jnp.sqrt(var + self.epsilon)
         m = eye + factor * (bw.sqrtm_psd(z) - eye)

@@ -147,6 +147,12 @@ def geodesic(m1, c1, m2, c2, t) -> tuple[jax.Array, jax.Array]:
     """
     m1, c1 = _check_mean_cov(m1, c1, "1")
     m2, c2 = _check_mean_cov(m2, c2, "2")
+    return _geodesic(m1, c1, m2, c2, t)
+
+
+def _geodesic(m1, c1, m2, c2, t):
+    """`geodesic` without the input checks: for callers whose covariances are their own (a layer's running mean),
+    where the compiled SPD check would add two eigendecompositions to every training step."""
     t = jnp.asarray(t, c1.dtype)
     eye = jnp.eye(c1.shape[-1], dtype=c1.dtype)
 

@@ -16,6 +16,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec
 
+from jaxflow._checks import check_count
 from jaxflow.couplings.base import IndependentCoupling, pair_in_data
 from jaxflow.losses.base import coupling_of, with_coupling
 from jaxflow.train.sharding import DATA_AXIS, shard_batch
@@ -230,8 +231,7 @@ def compile_step(
 
 
 def _check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps (the chunk length) must be a positive integer, got {steps!r}")
+    check_count(steps, "steps (the chunk length)")
 
 
 def _swept(run_one, draw_one, train_one):

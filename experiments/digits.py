@@ -455,7 +455,9 @@ def _table(cfg, res) -> str:
             )
     for budget, f in r.get("vp", {}).get("longer", {}).items():
         rows.append([f"VP diffusion trained to {budget} steps, reverse SDE (EM)", mean_std(f["fd_sde"]), "–", "–"])
-        rows.append([f"VP diffusion trained to {budget} steps, PF-ODE (Tsit5)", mean_std(f["fd_ode_adaptive"]), "–", "–"])
+        rows.append(
+            [f"VP diffusion trained to {budget} steps, PF-ODE (Tsit5)", mean_std(f["fd_ode_adaptive"]), "–", "–"]
+        )
     text = (
         "# Digits (8×8, scikit-learn): Fréchet feature distance and conditional accuracy\n\n"
         f"{res['n_eval']} generated digits against the whole held-out split, mean ± sd over {cfg.eval_draws} "

@@ -15,6 +15,8 @@ import jaxflow as jf
 EXCEPTIONS = {
     # the SDE sampler keeps diffrax's order: the fields it integrates, the state, then the Brownian motion's key
     "jf.sample_sde": "diffrax order",
+    # the discrete sampler follows the SDE sampler (the and Meta's order): model, state, then the chain's key
+    "jf.sampling.sample_discrete": "sampler order",
     # a pytree's constructor lists its fields in order; users build one with TrainState.create(key, ...)
     "jf.train.TrainState": "pytree fields",
 }

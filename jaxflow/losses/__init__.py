@@ -3,6 +3,13 @@
 from jaxflow._deprecation import deprecated_names
 from jaxflow.losses.base import Objective, with_coupling
 from jaxflow.losses.cfm import RegressionLoss, cfm_loss, regression_loss, squared_error
+from jaxflow.losses.discrete import (
+    DiscreteFlowLoss,
+    discrete_cross_entropy_loss,
+    generalized_kl,
+    mixture_kl_loss,
+    token_cross_entropy,
+)
 from jaxflow.losses.fewstep import (
     DistillationLoss,
     MeanFlowLoss,
@@ -43,6 +50,7 @@ from jaxflow.paths.targets import (
 
 __all__ = [
     "DataTarget",
+    "DiscreteFlowLoss",
     "DistillationLoss",
     "EDMDenoiser",
     "LogitNormalTime",
@@ -63,12 +71,15 @@ __all__ = [
     "cfm_loss",
     "conditioned",
     "denoising_loss",
+    "discrete_cross_entropy_loss",
     "distillation_loss",
     "edm_denoiser",
     "embed_population",
+    "generalized_kl",
     "get_time_sampler",
     "interpolant_loss",
     "meanflow_loss",
+    "mixture_kl_loss",
     "oftsr_loss",
     "oftsr_student",
     "pfgmpp_loss",
@@ -80,6 +91,7 @@ __all__ = [
     "shortcut_loss",
     "squared_error",
     "table_embedding",
+    "token_cross_entropy",
     "with_coupling",
 ]
 

@@ -4,6 +4,15 @@ from jaxflow._deprecation import deprecated_names
 from jaxflow.paths.affine import PARAMETRISATIONS, AffinePath, cond_ot_path, vp_trig_path
 from jaxflow.paths.base import PathSample, ProbabilityPath
 from jaxflow.paths.bridge import BrownianBridgePath
+from jaxflow.paths.discrete import (
+    DiscretePathSample,
+    DiscreteSource,
+    MaskSource,
+    MixtureDiscretePath,
+    UniformSource,
+    check_tokens,
+    exact_posterior,
+)
 from jaxflow.paths.empirical import EmpiricalDistribution
 from jaxflow.paths.interpolant import (
     Gamma,
@@ -33,10 +42,14 @@ __all__ = [
     "AffinePath",
     "BrownianBridgePath",
     "CondOTScheduler",
+    "DiscretePathSample",
+    "DiscreteSource",
     "EmpiricalDistribution",
     "Gamma",
     "KineticOptimalScheduler",
     "LipmanScheduler",
+    "MaskSource",
+    "MixtureDiscretePath",
     "PARAMETRISATIONS",
     "PathSample",
     "PolynomialConvexScheduler",
@@ -46,12 +59,15 @@ __all__ = [
     "Sin2Gamma",
     "SqrtGamma",
     "StochasticInterpolant",
+    "UniformSource",
     "VEScheduler",
     "VPSDEScheduler",
     "VPTrigScheduler",
     "ZeroGamma",
+    "check_tokens",
     "cond_ot_path",
     "data_separation",
+    "exact_posterior",
     "gamma_and_derivative",
     "get_scheduler",
     "kinetic_energy",

@@ -1,6 +1,7 @@
 """diffrax-based samplers: ODE (`sample`), SDE (`sample_sde`), likelihood (`log_likelihood`), guidance (`guided`)."""
 
 from jaxflow._deprecation import deprecated_names
+from jaxflow.sampling.discrete import DiscreteSampleOutput, sample_discrete
 from jaxflow.sampling.flowmap import sample_flow_map
 from jaxflow.sampling.guidance import check_labels, drop_labels, guided
 from jaxflow.sampling.invert import (
@@ -25,6 +26,7 @@ from jaxflow.sampling.likelihood import (
 )
 from jaxflow.sampling.ode import SampleOutput, sample
 from jaxflow.sampling.pfgmpp import karras_sigmas, pfgmpp_prior, sample_pfgmpp
+from jaxflow.sampling.schedule import ScheduleTransformed, schedule_transform
 from jaxflow.sampling.sde import diffusion_epsilon, sample_sde, score_to_drift
 from jaxflow.sampling.solvers import (
     RK4,
@@ -34,6 +36,7 @@ from jaxflow.sampling.solvers import (
 )
 
 __all__ = [
+    "DiscreteSampleOutput",
     "DivergenceEstimator",
     "ExactDivergence",
     "HutchinsonDivergence",
@@ -41,6 +44,7 @@ __all__ = [
     "LikelihoodOutput",
     "RK4",
     "SampleOutput",
+    "ScheduleTransformed",
     "SolverError",
     "StepSizeBound",
     "bits_per_dim",
@@ -60,9 +64,11 @@ __all__ = [
     "resolve_divergence",
     "resolve_solver",
     "sample",
+    "sample_discrete",
     "sample_flow_map",
     "sample_pfgmpp",
     "sample_sde",
+    "schedule_transform",
     "score_to_drift",
     "standard_normal_log_prob",
     "step_size_bound",

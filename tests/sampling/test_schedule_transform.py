@@ -38,9 +38,7 @@ def gmm():
 def test_the_independent_closed_form_agrees_with_the_library_mixture_under_cond_ot(gmm):
     x = jax.random.normal(jax.random.key(0), (64, 2)) * 2
     for t in (0.0, 0.3, 0.7, 1.0):
-        np.testing.assert_allclose(
-            mixture_velocity(CondOTScheduler(), t, x), gmm.velocity(t, x), rtol=1e-4, atol=1e-4
-        )
+        np.testing.assert_allclose(mixture_velocity(CondOTScheduler(), t, x), gmm.velocity(t, x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """jaxflow: transport-based generative modelling and optimal transport in JAX.
 
-Rooms: paths, couplings, losses, nn, sampling, ot, dynamics, metrics, data, shapes, train (see README.md).
+Rooms: paths, manifolds, couplings, losses, nn, sampling, ot, dynamics, metrics, data, shapes, train (see README.md).
 """
 
-from jaxflow import couplings, data, dynamics, losses, metrics, nn, ot, paths, sampling, shapes, train
+from jaxflow import couplings, data, dynamics, losses, manifolds, metrics, nn, ot, paths, sampling, shapes, train
 from jaxflow.sampling import SampleOutput, log_likelihood, sample, sample_sde
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __all__ = [
     "dynamics",
     "log_likelihood",
     "losses",
+    "manifolds",
     "metrics",
     "nn",
     "ot",

@@ -9,7 +9,7 @@ import jaxflow
 ROOT = pathlib.Path(jaxflow.__file__).parent
 # lowest first; a room may import any room on a lower floor, none on its own or a higher one
 FLOORS = [
-    {"ot", "dynamics"},
+    {"ot", "dynamics", "manifolds"},
     {"paths"},
     {"data"},
     {"nn", "sampling"},

@@ -20,6 +20,7 @@ from ott.solvers.linear import sinkhorn as ott_sinkhorn
 
 from jaxflow._checks import check_choice, check_positive
 from jaxflow.couplings.base import CostCoupling, Coupling, Pairing, validate_coupling_inputs
+from jaxflow.manifolds import Manifold, geodesic_cost
 from jaxflow.ot.auction import auction_assignment
 from jaxflow.ot.exact import exact_assignment, exact_assignment_sqeuclidean
 from jaxflow.ot.sinkhorn import ON_NONCONVERGENCE, report_convergence, solve_sinkhorn, sqeuclidean_cost
@@ -258,3 +259,31 @@ class ConditionalOTCoupling(Coupling):
         cost = sqeuclidean_cost(x0, x1)
         blocked = label_blocked_cost(cost, labels)
         return self.base.pair_from_cost(key, x0, x1, blocked, labels, scale_cost=jnp.mean(cost))
+
+
+class ManifoldOTCoupling(Coupling):
+    """Minibatch OT on a manifold: the squared geodesic distance as the cost, solved by any `CostCoupling`
+    (`ExactOTCoupling()` by default, or `SinkhornCoupling(...)`): Riemannian OT-CFM, the pairing of OT-CFM (Tong et
+    al. 2024) with the cost of Riemannian flow matching's geodesic paths (Chen & Lipman 2024)."""
+
+    manifold: Manifold
+    coupling: CostCoupling = eqx.field(default_factory=lambda: ExactOTCoupling())
+
+    def __check_init__(self):
+        if not isinstance(self.manifold, Manifold):
+            raise TypeError(f"manifold must be a jaxflow.manifolds.Manifold, got {type(self.manifold).__name__}")
+        if not isinstance(self.coupling, CostCoupling):
+            raise TypeError(
+                f"coupling must be a CostCoupling (it solves from a cost), got {type(self.coupling).__name__}"
+            )
+
+    @property
+    def pairs_on_host(self) -> bool:
+        return self.coupling.pairs_on_host
+
+    def __call__(self, key, x0, x1, labels=None) -> Pairing:
+        x0, x1, labels = validate_coupling_inputs(x0, x1, labels)
+        if x0.ndim != 2:
+            raise ValueError(f"points on a manifold are [B, d], got {x0.shape}")
+        cost = geodesic_cost(self.manifold, jax.lax.stop_gradient(x0), jax.lax.stop_gradient(x1))
+        return self.coupling.pair_from_cost(key, x0, x1, cost, labels)

@@ -14,6 +14,7 @@ from jaxflow.paths.discrete import (
     exact_posterior,
 )
 from jaxflow.paths.empirical import EmpiricalDistribution
+from jaxflow.paths.geodesic import GeodesicPath
 from jaxflow.paths.interpolant import (
     Gamma,
     QuadraticGamma,
@@ -46,6 +47,7 @@ __all__ = [
     "DiscreteSource",
     "EmpiricalDistribution",
     "Gamma",
+    "GeodesicPath",
     "KineticOptimalScheduler",
     "LipmanScheduler",
     "MaskSource",

@@ -24,6 +24,7 @@ from jaxflow.sampling.likelihood import (
     resolve_divergence,
     standard_normal_log_prob,
 )
+from jaxflow.sampling.manifold import ProjectedSolver
 from jaxflow.sampling.ode import SampleOutput, sample
 from jaxflow.sampling.pfgmpp import karras_sigmas, pfgmpp_prior, sample_pfgmpp
 from jaxflow.sampling.schedule import ScheduleTransformed, schedule_transform
@@ -42,6 +43,7 @@ __all__ = [
     "HutchinsonDivergence",
     "InversionResult",
     "LikelihoodOutput",
+    "ProjectedSolver",
     "RK4",
     "SampleOutput",
     "ScheduleTransformed",

@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxflow._checks import check_array, check_count
+from jaxflow._checks import check_array, check_count, is_concrete
+from jaxflow.manifolds import Manifold, TangentField
+from jaxflow.sampling.manifold import ProjectedSolver
 from jaxflow.sampling.solvers import (
     _SOLVER_NAMES,
     check_field_output,
@@ -98,6 +100,7 @@ def sample(
     throw: bool = True,
     save_trajectory: bool | int | jax.Array = False,
     max_steps: int = 16_384,
+    manifold: Manifold | None = None,
 ) -> SampleOutput:
     """Integrate dx/dt = v(t, x) from t0 to t1 (t1 < t0 runs backwards in time) with diffrax.
 
@@ -114,6 +117,9 @@ def sample(
     throw: raise on solver failure (diffrax's `throw`) and on a non-finite velocity or final state (an error that
       also works under jit). With `throw=False` failures are left to the caller (see `SampleOutput.result`).
     save_trajectory: False; True (101 uniform times); an int (that many uniform times); or an array of times.
+    manifold: a `jaxflow.manifolds.Manifold`: x0 must lie on it; the velocity is evaluated at `projx` of each stage's
+      point and made tangent there (`proju`), and each step ends with `projx` (`ProjectedSolver`), so samples stay on
+      the manifold to round-off (docs/manifolds.md).
     Returns `SampleOutput`; `nfe` counts velocity evaluations of the whole batch (one ODE state), for any solver.
     """
     solver, adaptive = resolve_solver(solver)
@@ -125,6 +131,10 @@ def sample(
     check_interval(t0, t1)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if manifold is not None:
+        velocity, x0 = _on_manifold(velocity, x0, manifold)
+        inner = solver
+        solver = ProjectedSolver(solver, manifold)
     check_field_output(bind(velocity, params, cond), t0, x0, "velocity")
     # params and cond travel as diffrax's `args` (not closed over), so every adjoint (BacksolveAdjoint too) sees them
     args = None if params is None else (params, cond)
@@ -177,14 +187,26 @@ def sample(
             **kwargs,
         )
     num_steps = sol.stats["num_steps"]
-    a, b = evaluation_counts(solver, kind="ode", adaptive=is_adaptive)
+    a, b = evaluation_counts(solver if manifold is None else inner, kind="ode", adaptive=is_adaptive)
     nfe = a + b * num_steps
-    x = sol.ys[-1]
+    ys = sol.ys if manifold is None else manifold.projx(sol.ys)  # saved times are dense-output interpolants
+    x = ys[-1]
     if throw:
         x = _final(x)
     if ts is None:
         return SampleOutput(x, None, None, nfe, num_steps, sol.result)
-    return SampleOutput(x, ts, sol.ys, nfe, num_steps, sol.result)
+    return SampleOutput(x, ts, ys, nfe, num_steps, sol.result)
+
+
+def _on_manifold(velocity, x0, manifold):
+    """The tangent field and the checked start of a sample on `manifold`."""
+    if not isinstance(manifold, Manifold):
+        raise TypeError(f"manifold must be a jaxflow.manifolds.Manifold, got {type(manifold).__name__}")
+    if is_concrete(x0):
+        off = float(jnp.max(manifold.check(x0))) if x0.size else 0.0
+        if not off <= 1e-4 * max(1.0, float(jnp.max(jnp.abs(x0)))):
+            raise ValueError(f"x0 does not lie on the manifold {type(manifold).__name__}: up to {off:.3g} away")
+    return TangentField(velocity, manifold), x0
 
 
 def _final(value, what: str = "the final state"):

@@ -1,0 +1,98 @@
+"""The manifold contract (docs/manifolds.md).
+
+A `Manifold` is a small immutable object whose methods act on the last axis of ambient coordinates:
+
+    expmap(x, u)  the point reached from x along the geodesic with initial velocity u (u tangent at x)
+    logmap(x, y)  the tangent vector at x whose expmap is y (the shortest one)
+    projx(x)      the nearest point of the manifold (a retraction of ambient points)
+    proju(x, u)   the orthogonal projection of an ambient vector onto the tangent space at x
+    dist(x, y)    the geodesic distance, |logmap(x, y)| by default
+    check(x)      how far x lies from the manifold, |x − projx(x)| per point
+
+Subclass it and implement the first four (a fork might add SPD matrices with the Bures–Wasserstein geometry of
+`jaxflow.ot.gaussian`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+
+class Manifold(eqx.Module):
+    """Abstract Riemannian manifold embedded in ambient coordinates (last axis)."""
+
+    @abc.abstractmethod
+    def expmap(self, x: jax.Array, u: jax.Array) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def logmap(self, x: jax.Array, y: jax.Array) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def projx(self, x: jax.Array) -> jax.Array: ...
+
+    @abc.abstractmethod
+    def proju(self, x: jax.Array, u: jax.Array) -> jax.Array: ...
+
+    def inner(self, x: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
+        """The metric at x (the ambient Euclidean one unless overridden): ⟨u, v⟩_x over the last axis."""
+        del x
+        return jnp.sum(u * v, axis=-1)
+
+    def dist(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """Geodesic distance over the last axis."""
+        u = self.logmap(x, y)
+        return jnp.sqrt(jnp.maximum(self.inner(x, u, u), 0.0))
+
+    def check(self, x: jax.Array) -> jax.Array:
+        """Distance of each point from the manifold (0 up to round-off for a point on it)."""
+        return jnp.linalg.norm(x - self.projx(x), axis=-1)
+
+    def uniform(self, key: jax.Array, n: int, dim: int) -> jax.Array:
+        """n points of the manifold's uniform law, for compact manifolds that define one."""
+        raise NotImplementedError(f"{type(self).__name__} has no uniform law")
+
+
+class Euclidean(Manifold):
+    """Flat R^d: expmap is x + u, logmap y − x; the projections are identities."""
+
+    def expmap(self, x, u):
+        return x + u
+
+    def logmap(self, x, y):
+        return y - x
+
+    def projx(self, x):
+        return x
+
+    def proju(self, x, u):
+        return u
+
+
+def geodesic_cost(manifold: Manifold, x0: jax.Array, x1: jax.Array) -> jax.Array:
+    """[B0, B1] squared geodesic distances between two batches of points [B, d]."""
+    return jax.vmap(lambda a: manifold.dist(a[None, :], x1) ** 2)(x0)
+
+
+class TangentField(eqx.Module):
+    """A velocity made tangent: `proju(projx(x), v(t, projx(x)))`, with the wrapped velocity's boundary ((t, x) or
+    (params, t, x, cond)). Wrap a network with it for training and sampling on a manifold, as Meta's flow_matching
+    projects its models' outputs."""
+
+    velocity: Callable
+    manifold: Manifold
+
+    def __call__(self, *args):
+        if len(args) == 2:
+            t, x = args
+            y = self.manifold.projx(x)
+            return self.manifold.proju(y, self.velocity(t, y))
+        if len(args) in (3, 4):
+            params, t, x, cond = (*args, None)[:4]
+            y = self.manifold.projx(x)
+            return self.manifold.proju(y, self.velocity(params, t, y, cond))
+        raise TypeError(f"call with (t, x) or (params, t, x, cond), got {len(args)} arguments")

@@ -1,6 +1,7 @@
 """Toy 2-D samplers, Gaussian mixtures with closed-form velocity and score, shipped digits, local CIFAR-10."""
 
 from jaxflow._deprecation import deprecated_names
+from jaxflow.data import language
 from jaxflow.data.empirical import EmpiricalDistribution
 from jaxflow.data.gmm import GaussianMixture
 from jaxflow.data.images import (
@@ -32,6 +33,7 @@ __all__ = [
     "from_unit_range",
     "get_sampler",
     "interacting_particles",
+    "language",
     "letter_populations",
     "load_cifar10",
     "load_digits",

@@ -14,6 +14,7 @@ from jaxflow.nn.mlp import MLPVelocity, init_mlp, sinusoidal_embedding, velocity
 from jaxflow.nn.quantize import quantize
 from jaxflow.nn.sets import PopulationTable, SetEncoder, knn_indices, masked_mean
 from jaxflow.nn.spd import BuresWassersteinBatchNorm
+from jaxflow.nn.tokens import TokenMLP, TokenTransformer, init_tokens, logits_fn
 from jaxflow.nn.unet import UNet, init_unet
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "MultiHeadAttention",
     "PopulationTable",
     "SetEncoder",
+    "TokenMLP",
+    "TokenTransformer",
     "UNet",
     "as_velocity",
     "autoencoder_loss",
@@ -37,8 +40,10 @@ __all__ = [
     "init_autoencoder",
     "init_flow_map",
     "init_mlp",
+    "init_tokens",
     "init_unet",
     "knn_indices",
+    "logits_fn",
     "masked_mean",
     "quantize",
     "sinusoidal_embedding",

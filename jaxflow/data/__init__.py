@@ -14,6 +14,11 @@ from jaxflow.data.images import (
     train_test_split,
 )
 from jaxflow.data.labels import check_labels, drop_labels
+from jaxflow.data.manifold_data import (
+    sample_vmf,
+    sample_vmf_mixture,
+    sample_wrapped_normal_mixture,
+)
 from jaxflow.data.populations import (
     LETTERS,
     interacting_particles,
@@ -41,6 +46,9 @@ __all__ = [
     "sample",
     "sample_glyph",
     "sample_toy",
+    "sample_vmf",
+    "sample_vmf_mixture",
+    "sample_wrapped_normal_mixture",
     "split",
     "to_unit_range",
     "train_test_split",

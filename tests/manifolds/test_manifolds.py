@@ -225,3 +225,19 @@ def test_projected_solver_projects_every_step_of_any_diffrax_solver():
         assert off(run(ProjectedSolver(inner, s)).ys) < 1e-6
         assert off(run(inner).ys) > 1e-6
     assert isinstance(ProjectedSolver(diffrax.Tsit5(), s), diffrax.AbstractAdaptiveSolver)
+
+
+def test_manifold_data_match_their_laws():
+    """vMF on S²: E⟨x, μ⟩ = coth κ − 1/κ and the orthogonal part averages to 0; wrapped normals: on [0, 2π), with
+    the circular mean of each coordinate at the component mean."""
+    for kappa in (2.0, 10.0, 40.0):
+        mu = jnp.array([1.0, 2.0, -2.0]) / 3.0
+        x = jf.data.sample_vmf(jax.random.key(0), mu, kappa, 100_000)
+        np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(float(jnp.mean(x @ mu)), 1 / np.tanh(kappa) - 1 / kappa, atol=4e-3)
+        np.testing.assert_allclose(jnp.mean(x - (x @ mu)[:, None] * mu, 0), 0.0, atol=5e-3)
+    y = jf.data.sample_wrapped_normal_mixture(jax.random.key(1), 50_000, jnp.array([[0.1, 6.0]]), 0.3)
+    assert bool(jnp.all((y >= 0) & (y < 2 * np.pi)))
+    circ = jnp.angle(jnp.mean(jnp.exp(1j * y), 0)) % (2 * np.pi)
+    np.testing.assert_allclose(circ, [0.1, 6.0], atol=1e-2)
+    np.testing.assert_allclose(jnp.abs(jnp.mean(jnp.exp(1j * y), 0)), np.exp(-(0.3**2) / 2), atol=1e-2)

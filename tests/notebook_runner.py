@@ -18,14 +18,23 @@ MARKERS = {
     "07_paths.ipynb": "paths notebook done",
     "03_few_step.ipynb": "few-step notebook done",
     "05_latent_and_inversion.ipynb": "latent notebook done",
+    "08_discrete.ipynb": "discrete notebook done",
+    "09_manifolds.ipynb": "manifolds notebook done",
 }
 # which file runs which notebook (about equal time each)
-FIRST = ("01_quickstart.ipynb", "03_ot_toolbox.ipynb", "06_populations.ipynb", "03_few_step.ipynb")
+FIRST = (
+    "01_quickstart.ipynb",
+    "03_ot_toolbox.ipynb",
+    "06_populations.ipynb",
+    "03_few_step.ipynb",
+    "08_discrete.ipynb",
+)
 SECOND = (
     "02_sde_likelihood_attention.ipynb",
     "04_images.ipynb",
     "07_paths.ipynb",
     "05_latent_and_inversion.ipynb",
+    "09_manifolds.ipynb",
 )
 
 # the longest notebooks (30-60 s each on 2 cores) run in `make test-all` (CI), the others in the fast suite too
@@ -35,6 +44,8 @@ HEAVY = {
     "04_images.ipynb",
     "05_latent_and_inversion.ipynb",
     "06_populations.ipynb",
+    "08_discrete.ipynb",
+    "09_manifolds.ipynb",
 }
 
 

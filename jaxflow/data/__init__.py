@@ -15,7 +15,6 @@ from jaxflow.data.images import (
 )
 from jaxflow.data.labels import check_labels, drop_labels
 from jaxflow.data.manifold_data import (
-    sample_vmf,
     sample_vmf_mixture,
     sample_wrapped_normal_mixture,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "sample",
     "sample_glyph",
     "sample_toy",
-    "sample_vmf",
     "sample_vmf_mixture",
     "sample_wrapped_normal_mixture",
     "split",

@@ -228,11 +228,11 @@ def test_projected_solver_projects_every_step_of_any_diffrax_solver():
 
 
 def test_manifold_data_match_their_laws():
-    """vMF on S²: E⟨x, μ⟩ = coth κ − 1/κ and the orthogonal part averages to 0; wrapped normals: on [0, 2π), with
-    the circular mean of each coordinate at the component mean."""
+    """vMF mixture of one component on S²: E⟨x, μ⟩ = coth κ − 1/κ and the orthogonal part averages to 0; wrapped
+    normals: on [0, 2π), with the circular mean of each coordinate at the component mean."""
     for kappa in (2.0, 10.0, 40.0):
         mu = jnp.array([1.0, 2.0, -2.0]) / 3.0
-        x = jf.data.sample_vmf(jax.random.key(0), mu, kappa, 100_000)
+        x = jf.data.sample_vmf_mixture(jax.random.key(0), 100_000, mu[None], kappa)
         np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, atol=1e-5)
         np.testing.assert_allclose(float(jnp.mean(x @ mu)), 1 / np.tanh(kappa) - 1 / kappa, atol=4e-3)
         np.testing.assert_allclose(jnp.mean(x - (x @ mu)[:, None] * mu, 0), 0.0, atol=5e-3)

@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-core
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP := $(VENV)/.installed-docs
 export XLA_PYTHON_CLIENT_PREALLOCATE := false
 
-.PHONY: run run-full test test-all claims ledger bench bench-quick bench-gpu lint format notebooks clean
+.PHONY: run run-full test test-all claims ledger bench bench-quick bench-gpu docs lint format notebooks clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -c requirements.lock -e ".[bench]"
 	touch $(BENCH_STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 run: $(STAMP)  ## the main job: quick 2-D flow-matching study, writes results/toy2d/quick/
 	$(PY) -m experiments run toy2d --quick
@@ -45,6 +50,9 @@ bench-quick: $(BENCH_STAMP)  ## the same in under 5 minutes
 bench-gpu: $(BENCH_STAMP)  ## GPU rows (under 8 minutes): results/benchmarks_gpu.json and BENCHMARKS.md section 7
 	if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q -c requirements.lock "jax[cuda12]"; fi
 	$(PY) -m benchmarks.gpu
+
+docs: $(DOCS_STAMP)  ## the documentation site, built strictly into site/ (API reference, guides, notebooks, ledger)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m tools.build_docs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ import nbformat
 from nbclient import NotebookClient
 
 FOLDER = Path(__file__).parents[1] / "notebooks"
+EXECUTED = Path(__file__).parents[1] / "build" / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
 # text each notebook prints when it ran to the end
 MARKERS = {
@@ -61,3 +62,6 @@ def run_notebook(name: str, tmp_path) -> None:
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert MARKERS[name] in outputs
+    # the executed copy is what the documentation site renders (tools/build_docs.py): no second execution
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, EXECUTED / name)

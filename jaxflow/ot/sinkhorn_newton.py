@@ -148,15 +148,20 @@ def sinkhorn_newton_sparse(
 
     Args:
       geom: an ott-jax `Geometry` (its `cost_matrix` and `epsilon` are used) or a cost matrix [n, m] with `epsilon`.
-      a, b: marginals (uniform when None); non-negative, same total mass.
+      a: source marginal [n] (uniform when None); non-negative, the same total mass as b.
+      b: target marginal [m] (uniform when None).
       epsilon: entropic regularisation ε > 0 (absolute, cost units) when `geom` is a matrix; the paper's η is 1/ε.
       n_sinkhorn: Sinkhorn iterations before the first Newton step (the warm start).
-      max_newton: cap on Newton steps; threshold: L1 marginal error at which to stop (default 1e-12 in float64,
-        1e-5 in float32: what each precision reaches on ordinary problems, tested for n = 16 ... 64, ε = 0.1 ... 1).
+      max_newton: cap on Newton steps.
+      threshold: L1 marginal error at which to stop (default 1e-12 in float64, 1e-5 in float32: what each precision
+        reaches on ordinary problems, tested for n = 16 ... 64, ε = 0.1 ... 1).
       sparsity: λ, the kept fraction of the n·m plan entries (default min(1, 10/max(n, m)), about 10 per row).
-      ridge, cg_tol (defaults 1e-12 in float64, 1e-7 and 1e-6 in float32), cg_maxiter, max_halvings: linear-algebra
-        safeguards. A Newton step that produces a non-finite value (possible below the dtype's precision) is
-        discarded and the solver stops with the last good iterate; `converged` then says whether it met threshold.
+      ridge: Tikhonov ridge of the Newton system (default 1e-12 in float64, 1e-7 in float32).
+      cg_tol: conjugate-gradient tolerance (default 1e-12 in float64, 1e-6 in float32).
+      cg_maxiter: conjugate-gradient iteration cap.
+      max_halvings: line-search halvings before a step is given up. These four are linear-algebra safeguards: a
+        Newton step that produces a non-finite value (possible below the dtype's precision) is discarded and the
+        solver stops with the last good iterate; `converged` then says whether it met threshold.
       on_nonconvergence: "warn" (default), "raise" or "ignore" when the error is still above `threshold`.
 
     Atoms of zero mass carry no plan: the problem is solved on the supports of a and b, and the plan's rows and

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from benchmarks import few_step, gpu
+from benchmarks import few_step, gpu, meta_fm
 from experiments.common import markdown_table, versions
 
 
@@ -297,7 +297,7 @@ def main(cfg: BenchConfig) -> None:
 
     rounds = 2 if cfg.quick else 4
     results = {"seconds": {}}
-    bar = tqdm(total=7, desc="benchmarks", unit="section")
+    bar = tqdm(total=8, desc="benchmarks", unit="section")
 
     def timed(name, fn, *args):
         bar.set_postfix_str(name)
@@ -316,6 +316,9 @@ def main(cfg: BenchConfig) -> None:
     fs_cfg = few_step.FewStepBenchConfig(quick=cfg.quick, repeats=3 if cfg.quick else 5)
     results["few_step"] = timed("few-step sampling", few_step.measure, fs_cfg)
     results["few_step"].update(n=fs_cfg.n, repeats=fs_cfg.repeats)
+    results["meta_fm"] = timed(
+        "Meta flow_matching side by side", meta_fm.measure, meta_fm.MetaBenchConfig(quick=cfg.quick)
+    )
     bar.close()
     v = versions()
     try:
@@ -410,6 +413,8 @@ def main(cfg: BenchConfig) -> None:
         gpu.section(gpu.load()),
         "\n",
         few_step.section(results["few_step"], few_step.load_study()),
+        "\n",
+        meta_fm.section(results["meta_fm"], meta_fm.versions()),
     ]
     Path(cfg.out).write_text("".join(text))
     # the raw samples beside the markdown: BENCHMARKS.md -> results/benchmarks.json, X.md -> results/X.json

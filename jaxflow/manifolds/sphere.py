@@ -22,7 +22,15 @@ def _cos_sinc(sq):
 
 class Sphere(Manifold):
     """Points are unit vectors (last axis); expmap(x, u) = cos|u| x + sin|u| u/|u|; logmap(x, y) is the tangent vector
-    of length arccos⟨x, y⟩ pointing at y (undefined for antipodal pairs, where every direction is a shortest one)."""
+    of length arccos⟨x, y⟩ pointing at y (undefined for antipodal pairs, where every direction is a shortest one).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxflow.manifolds import Sphere
+        >>> s = Sphere()
+        >>> x, y = jnp.array([[1.0, 0.0, 0.0]]), jnp.array([[0.0, 1.0, 0.0]])
+        >>> print(round(float(s.dist(x, y)[0]), 4), [round(float(v), 4) + 0.0 for v in s.expmap(x, s.logmap(x, y))[0]])
+        1.5708 [0.0, 1.0, 0.0]"""
 
     def expmap(self, x, u):
         cos, sinc = _cos_sinc(jnp.sum(u * u, axis=-1, keepdims=True))

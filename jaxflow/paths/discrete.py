@@ -106,6 +106,15 @@ class MixtureDiscretePath(ProbabilityPath):
     `sample(key, x0, x1, t)` takes integer arrays [B, ...] and t [B] (or a scalar) and returns `DiscretePathSample`.
     `posterior_to_velocity(probs, xt, t)` turns a posterior p_{1|t} [..., V] into the probability velocity (the
     CTMC's rates) [..., V]; `jump_coefficient(t)` is κ̇_t / (1 − κ_t).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxflow.paths import MixtureDiscretePath
+        >>> path = MixtureDiscretePath()  # κ = t
+        >>> x0, x1 = jnp.zeros((2, 5), jnp.int32), jnp.ones((2, 5), jnp.int32)
+        >>> print(path.sample(jax.random.key(0), x0, x1, jnp.array([0.0, 1.0])).xt)
+        [[0 0 0 0 0]
+         [1 1 1 1 1]]
     """
 
     scheduler: Scheduler = eqx.field(default_factory=PolynomialConvexScheduler)

@@ -10,7 +10,7 @@ which leaves the marginals unchanged and adds corrector-like mixing), zero at y 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +35,8 @@ def sample_discrete(
     key: jax.Array,
     *,
     path: MixtureDiscretePath,
-    params=None,
-    cond=None,
+    params: Any = None,
+    cond: Any = None,
     steps: int | None = None,
     time_grid: jax.Array | None = None,
     div_free: float | Callable[[jax.Array], jax.Array] = 0.0,
@@ -44,14 +44,32 @@ def sample_discrete(
     temperature: float = 1.0,
     save_trajectory: bool = False,
 ) -> DiscreteSampleOutput:
-    """Run the mixture path's CTMC from the source tokens x0 [B, L, ...] to t = 1.
+    """Run the mixture path's CTMC from the source tokens x0 to t = 1 (Gat et al. 2024, Algorithm 1).
 
-    logits_model: `logits(params, t, x, cond) -> [B, L, ..., V]` (with `params=`), or `logits(t, x)`; t is [B].
-    steps: uniform steps on [0, 1]; or `time_grid` [N+1] increasing from its start to 1.
-    div_free: the divergence-free coefficient c ≥ 0, a number or a function of t; needs `source` (its p0). The
-      term's κ̇/κ is infinite at κ = 0, so with c > 0 the grid's first time should be > 0 (or c(t) → 0 there).
-    temperature: the posterior draw uses softmax(logits / temperature).
     The key rule's stated exception (docs/conventions.md): like `sample_sde`, the key follows what is integrated.
+
+    Args:
+        logits_model: `logits(params, t, x, cond) -> [B, L, ..., V]` (with `params=`), or `logits(t, x)`; t is [B].
+        x0: integer source tokens [B, L, ...].
+        key: a `jax.random` key (the posterior draws and the jumps).
+        path: the `MixtureDiscretePath` the model was trained on.
+        params: the model's parameters (the model boundary takes them first), or None for `logits(t, x)`.
+        cond: passed to the model as is.
+        steps: uniform steps on [0, 1]; give this or `time_grid`.
+        time_grid: [N+1] times increasing from the start to 1.
+        div_free: the divergence-free coefficient c ≥ 0, a number or a function of t; needs `source` (its p0).
+            The term's κ̇/κ is infinite at κ = 0, so with c > 0 the grid should start after 0 (or c(t) → 0 there).
+        source: the `DiscreteSource` (only the divergence-free term uses it).
+        temperature: the posterior draw uses softmax(logits / temperature).
+        save_trajectory: keep the tokens at every grid time.
+
+    Returns:
+        `DiscreteSampleOutput(x, ts, trajectory, nfe)`: x has x0's shape and dtype; trajectory is [N+1, B, ...].
+
+    Raises:
+        TypeError: tokens that are not integers, a path that is not a mixture path.
+        ValueError: tokens outside the model's vocabulary, logits of the wrong shape, a bad grid, div_free without
+            a source.
     """
     if isinstance(key, jax.Array) and not jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape != (2,):
         raise TypeError(f"key must be a jax.random key, got an array of shape {key.shape}")

@@ -121,6 +121,12 @@ def sample(
       point and made tangent there (`proju`), and each step ends with `projx` (`ProjectedSolver`), so samples stay on
       the manifold to round-off (docs/manifolds.md).
     Returns `SampleOutput`; `nfe` counts velocity evaluations of the whole batch (one ODE state), for any solver.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxflow as jf
+        >>> out = jf.sample(lambda t, x: -x, jnp.ones((4, 2)), solver="tsit5")  # x(1) = e⁻¹ x(0)
+        >>> print([round(float(v), 4) for v in out.x[0]])
+        [0.3679, 0.3679]
     """
     solver, adaptive = resolve_solver(solver)
     x0 = check_array(x0, "x0")

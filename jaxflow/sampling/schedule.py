@@ -29,6 +29,15 @@ class ScheduleTransformed(eqx.Module):
 
     Called with the wrapped velocity's boundary: `(t, x)` or `(params, t, x, cond)`; t a scalar or [B].
     `time_and_scale(r)` returns (t_r, s_r, ṫ_r, ṡ_r).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxflow.paths import CondOTScheduler, VPTrigScheduler
+        >>> from jaxflow.sampling import schedule_transform
+        >>> moved = schedule_transform(lambda t, x: -x, CondOTScheduler(), VPTrigScheduler())
+        >>> t, s, dt, ds = moved.time_and_scale(jnp.asarray(1.0))  # both schedules end at the data
+        >>> print(round(float(t), 4), round(float(s), 4))
+        1.0 1.0
     """
 
     velocity: Callable  # a field, not static: a model's bound method carries arrays

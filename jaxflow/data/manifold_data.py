@@ -3,6 +3,8 @@ flat torus T² (as dihedral-angle data are modelled). Every draw takes an explic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +13,21 @@ from jaxflow._checks import check_array, check_count
 from jaxflow.ot.sliced import sample_vmf
 
 
-def sample_vmf_mixture(key: jax.Array, n: int, means: jax.Array, kappas, weights=None) -> jax.Array:
-    """n draws [n, d] of Σ_k w_k vMF(μ_k, κ_k) on S^{d−1} (means [K, d]; kappas: numbers, one or K; weights [K],
-    default equal), each component drawn by `jaxflow.ot.sample_vmf` (Wood's sampler)."""
+def sample_vmf_mixture(
+    key: jax.Array, n: int, means: jax.Array, kappas: float | Sequence[float], weights: jax.Array | None = None
+) -> jax.Array:
+    """Draws of a mixture of von Mises–Fisher laws Σ_k w_k vMF(μ_k, κ_k) on the sphere S^{d−1}.
+
+    Args:
+        key: a `jax.random` key.
+        n: the number of draws.
+        means: [K, d] mean directions (normalised here).
+        kappas: concentrations, one number or K numbers (concrete, > 0).
+        weights: [K] mixture weights (normalised here); default equal.
+
+    Returns:
+        [n, d] unit vectors; each component is drawn by `jaxflow.ot.sample_vmf` (Wood's sampler).
+    """
     n = check_count(n, "n")
     means = check_array(means, "means", ndim=2)
     kappas = np.broadcast_to(np.asarray(kappas, float), means.shape[:1])
@@ -25,9 +39,21 @@ def sample_vmf_mixture(key: jax.Array, n: int, means: jax.Array, kappas, weights
     return draws[comp, jnp.arange(n)]
 
 
-def sample_wrapped_normal_mixture(key: jax.Array, n: int, means: jax.Array, stds, weights=None) -> jax.Array:
-    """n draws [n, d] on the flat torus [0, 2π)^d of Σ_k w_k WrappedNormal(μ_k, diag σ_k²) (means [K, d]; stds [K]
-    or [K, d]; weights [K], default equal): a normal draw taken mod 2π."""
+def sample_wrapped_normal_mixture(
+    key: jax.Array, n: int, means: jax.Array, stds: float | jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
+    """Draws of a mixture of wrapped normals Σ_k w_k WrappedNormal(μ_k, diag σ_k²) on the flat torus [0, 2π)^d.
+
+    Args:
+        key: a `jax.random` key.
+        n: the number of draws.
+        means: [K, d] component means (angles).
+        stds: standard deviations: a number, [K] or [K, d].
+        weights: [K] mixture weights (normalised here); default equal.
+
+    Returns:
+        [n, d] angles in [0, 2π): a normal draw taken mod 2π.
+    """
     n = check_count(n, "n")
     means = check_array(means, "means", ndim=2)
     stds = jnp.asarray(stds, means.dtype)

@@ -10,6 +10,7 @@ cross-entropy E −log p_{1|t}(x1 | x_t) is the simpler objective most masked-di
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -111,8 +112,20 @@ class DiscreteFlowLoss(Objective):
         return value, {"loss": value, "cross_entropy": ce}
 
 
-def mixture_kl_loss(logits_model: Callable, path: MixtureDiscretePath, source: DiscreteSource, **kwargs):
-    """The generalized-KL objective of a mixture path (`DiscreteFlowLoss` with `per_token=generalized_kl`)."""
+def mixture_kl_loss(
+    logits_model: Callable, path: MixtureDiscretePath, source: DiscreteSource, **kwargs: Any
+) -> DiscreteFlowLoss:
+    """The generalized-KL objective of a mixture path (Gat et al. 2024).
+
+    Args:
+        logits_model: `logits(params, t, x_tokens, cond) -> [B, L, V]`, the posterior's logits per token.
+        path: the `MixtureDiscretePath` (its scheduler is κ).
+        source: the `DiscreteSource` the x0 tokens come from when the batch has none.
+        **kwargs: `time_sampler`, `t_max`, `conditional`, `label_dropout`, `null_label` of `DiscreteFlowLoss`.
+
+    Returns:
+        `DiscreteFlowLoss` with `per_token=generalized_kl`, called as `loss(params, {"x1": tokens}, key)`.
+    """
     return DiscreteFlowLoss(logits_model, path, source, per_token=generalized_kl, **kwargs)
 
 

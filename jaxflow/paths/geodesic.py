@@ -32,7 +32,18 @@ class GeodesicPath(ProbabilityPath):
         if not isinstance(self.scheduler, Scheduler):
             raise TypeError(f"scheduler must be a Scheduler, got {type(self.scheduler).__name__}")
 
-    def sample(self, key, x0, x1, t) -> PathSample:
+    def sample(self, key: jax.Array | None, x0: jax.Array, x1: jax.Array, t: float | jax.Array) -> PathSample:
+        """A draw of the path.
+
+        Args:
+            key: unused (the path is deterministic given its ends); kept for the path contract.
+            x0: [B, d] source points on the manifold.
+            x1: [B, d] data points on the manifold.
+            t: [B] times in [0, 1], or a scalar.
+
+        Returns:
+            `PathSample(t, x0, x1, xt, ut)` with x_t on the manifold and u_t tangent at x_t.
+        """
         del key
         x0 = check_array(x0, "x0", ndim=2)
         x1 = check_array(x1, "x1", ndim=2)

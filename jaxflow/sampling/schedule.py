@@ -82,5 +82,14 @@ class ScheduleTransformed(eqx.Module):
 
 
 def schedule_transform(velocity: Callable, original: Scheduler, new: Scheduler) -> ScheduleTransformed:
-    """`ScheduleTransformed(velocity, original, new)`: sample a model trained under `original` along `new`."""
+    """Sample a model trained under one affine schedule along another (Lipman et al. 2024, §4.8).
+
+    Args:
+        velocity: the trained velocity, `v(t, x)` or the model boundary `v(params, t, x, cond)`; x is [B, ...].
+        original: the `Scheduler` the model was trained under.
+        new: the `Scheduler` to sample under (same source and data ends).
+
+    Returns:
+        `ScheduleTransformed`, called with the wrapped velocity's boundary; pass it to `jf.sample` as the model.
+    """
     return ScheduleTransformed(velocity, original, new)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxflow._checks import check_array, check_count
-from jaxflow.paths.discrete import DiscreteSource, MixtureDiscretePath, check_tokens
+from jaxflow.paths.discrete import DiscreteSource, MaskSource, MixtureDiscretePath, check_tokens
 
 
 class DiscreteSampleOutput(NamedTuple):
@@ -43,6 +43,7 @@ def sample_discrete(
     source: DiscreteSource | None = None,
     temperature: float = 1.0,
     save_trajectory: bool = False,
+    carry_over: bool = False,
 ) -> DiscreteSampleOutput:
     """Run the mixture path's CTMC from the source tokens x0 to t = 1 (Gat et al. 2024, Algorithm 1).
 
@@ -62,6 +63,10 @@ def sample_discrete(
         source: the `DiscreteSource` (only the divergence-free term uses it).
         temperature: the posterior draw uses softmax(logits / temperature).
         save_trajectory: keep the tokens at every grid time.
+        carry_over: with a `MaskSource`, a token that is no longer the mask keeps its value (its posterior is set
+            to δ(x_t), which is exact for the mask path): a model that copies unmasked tokens with probability
+            below 1 otherwise lets them hop, more often the more steps near t = 1 where the rate κ̇/(1 − κ) is
+            unbounded (MDLM's "carry-over unmasking"; Meta's solver does not do it).
 
     Returns:
         `DiscreteSampleOutput(x, ts, trajectory, nfe)`: x has x0's shape and dtype; trajectory is [N+1, B, ...].
@@ -96,6 +101,8 @@ def sample_discrete(
         raise ValueError("div_free needs source= (the source law p0 enters the divergence-free term)")
     if not callable(div_free) and div_free < 0:
         raise ValueError(f"div_free must be ≥ 0, got {div_free}")
+    if carry_over and not isinstance(source, MaskSource):
+        raise ValueError("carry_over needs source=MaskSource(...): only the mask path fixes a token once it is shown")
 
     def logits_at(t, x):
         tb = jnp.full(x.shape[:1], t, grid.dtype)
@@ -124,6 +131,8 @@ def sample_discrete(
         t, h, k = inputs
         k_x1, k_jump, k_to = jax.random.split(k, 3)
         x1 = jax.random.categorical(k_x1, logits_at(t, x)).astype(x.dtype)
+        if carry_over:
+            x1 = jnp.where(x == source.token, x1, x)
         u = rates(t, x, x1)
         intensity = jnp.sum(u, axis=-1)
         jump = jax.random.uniform(k_jump, x.shape, grid.dtype) < -jnp.expm1(-h * intensity)
@@ -135,6 +144,7 @@ def sample_discrete(
     keys = jax.random.split(key, n)
     x, traj = jax.lax.scan(step, x0, (grid[:-1][: n - 1], jnp.diff(grid)[: n - 1], keys[: n - 1]))
     # the last step returns the posterior draw itself (the chain ends in the data)
-    x = jax.random.categorical(keys[-1], logits_at(grid[-2], x)).astype(x.dtype)
+    last = jax.random.categorical(keys[-1], logits_at(grid[-2], x)).astype(x.dtype)
+    x = jnp.where(x == source.token, last, x) if carry_over else last
     trajectory = jnp.concatenate([x0[None], traj, x[None]]) if save_trajectory else None
     return DiscreteSampleOutput(x, grid, trajectory, n)

@@ -227,6 +227,7 @@ def test_projected_solver_projects_every_step_of_any_diffrax_solver():
     assert isinstance(ProjectedSolver(diffrax.Tsit5(), s), diffrax.AbstractAdaptiveSolver)
 
 
+@pytest.mark.slow  # 10 s: three concentrations compiled in turn, 100,000 draws each
 def test_manifold_data_match_their_laws():
     """vMF mixture of one component on S²: E⟨x, μ⟩ = coth κ − 1/κ and the orthogonal part averages to 0; wrapped
     normals: on [0, 2π), with the circular mean of each coordinate at the component mean."""

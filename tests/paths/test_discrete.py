@@ -255,6 +255,7 @@ def test_bad_inputs_are_refused_clearly():
     assert jf.paths.MixtureDiscretePath is MixtureDiscretePath
 
 
+@pytest.mark.slow  # 13 s: 20,000 sequences × 256 steps, twice
 def test_carry_over_keeps_unmasked_tokens_when_the_model_copies_imperfectly():
     """A posterior that copies an unmasked token with probability 0.9 (the rest spread uniformly): without carry-over
     the shown tokens hop and the samples drift from the target as steps grow; with it they keep their value and the

@@ -146,7 +146,13 @@ def section(res: dict, versions: dict) -> str:
     rows = []
     for task in TASKS:
         m, j = res[task]["meta"], res[task]["jaxflow"]
-        rows.append(f"| {LABELS[task]} | {_span(m)} | {_span(j)} | ×{np.median(m) / np.median(j):.2f} |")
+        ratio = np.median(m) / np.median(j)
+        nfe = res[task].get("nfe", {})
+        extra = f"×{ratio:.2f}"
+        if task == "dopri5" and nfe.get("meta") and nfe.get("jaxflow"):  # the weights differ: per evaluation too
+            per = (np.median(m) / nfe["meta"]) / (np.median(j) / nfe["jaxflow"])
+            extra += f" per call; NFE {nfe['meta']:.0f} vs {nfe['jaxflow']}: ×{per:.2f} per evaluation"
+        rows.append(f"| {LABELS[task]} | {_span(m)} | {_span(j)} | {extra} |")
     vers = ", ".join(f"{k} {v}" for k, v in versions.items())
     return (
         f"{SECTION}\n\n"

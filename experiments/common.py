@@ -97,6 +97,24 @@ def train_params(
     return state.params, time.perf_counter() - t0
 
 
+def train_cosine(loss, params, lr: float, steps: int, data_fn, key, cfg: Any, desc: str, checkpoints=()):
+    """Adam with a cosine decay from `lr` over `steps`, through the library's `make_train_step` (`data_fn` draws
+    each batch on device) and `fit` (chunks of `cfg.steps_per_call`, progress from `cfg.progress`). Returns the final
+    params and {step: params} at each of `checkpoints` and at `steps` (one continued run)."""
+    import optax
+
+    from jaxflow.train import TrainState, fit, make_train_step
+
+    optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps))
+    state = TrainState.create(key, params, optimizer)
+    step = make_train_step(loss, optimizer, data_fn=data_fn)
+    at = {}
+    for budget in (*sorted(checkpoints), steps):  # fit counts to a total step: each call trains on from the last
+        state, _ = fit(state, step, budget, steps_per_call=cfg.steps_per_call, progress=cfg.progress, desc=desc)
+        at[budget] = state.params
+    return state.params, at
+
+
 def tile(images, rows: int, cols: int) -> np.ndarray:
     """The first rows·cols images [n, h, w(, 1)] as one [rows·h, cols·w] picture, clipped to [−1, 1]."""
     x = np.clip(np.asarray(images)[: rows * cols], -1, 1)

@@ -26,15 +26,22 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.claims import Claim, Diff
-from experiments.common import StudyConfig, figure, markdown_table, mean_std, positive_float, positive_int, require
+from experiments.common import (
+    StudyConfig,
+    figure,
+    markdown_table,
+    mean_std,
+    positive_float,
+    positive_int,
+    require,
+    train_cosine,
+)
 from experiments.pipeline import Output, Study
 from jaxflow.data import language
-from jaxflow.train import TrainState, fit, make_train_step
 
 SOURCES = ("uniform", "mask")
 GAT = "Gat et al. 2024 (discrete flow matching)"
@@ -140,19 +147,6 @@ def exact_draws(key, q, n):
     return jnp.stack(jnp.unravel_index(flat, q.shape), -1)
 
 
-def train_loop(loss, params, lr, steps, data_fn, key, cfg, desc, checkpoints=()):
-    """Adam with a cosine decay through `make_train_step` and `fit`; returns the final params and the params at each
-    checkpoint step (one continued run)."""
-    optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps))
-    state = TrainState.create(key, params, optimizer)
-    step = make_train_step(loss, optimizer, data_fn=data_fn)
-    at = {}
-    for budget in (*sorted(checkpoints), steps):
-        state, _ = fit(state, step, budget, steps_per_call=cfg.steps_per_call, progress=cfg.progress, desc=desc)
-        at[budget] = state.params
-    return state.params, at
-
-
 def run_grid(cfg: DiscreteConfig, key, q) -> tuple[dict, dict]:
     g = cfg.grid
     path = jf.paths.MixtureDiscretePath(jf.paths.PolynomialConvexScheduler(cfg.kappa_power))
@@ -168,7 +162,7 @@ def run_grid(cfg: DiscreteConfig, key, q) -> tuple[dict, dict]:
         k = jax.random.fold_in(key, SOURCES.index(name))
         params = jf.nn.init_tokens(jax.random.fold_in(k, 0), model, 2)
         loss = jf.losses.mixture_kl_loss(logits, path, source)
-        params, _ = train_loop(
+        params, _ = train_cosine(
             loss, params, cfg.lr_2d, cfg.train_steps_2d, data_fn, jax.random.fold_in(k, 1), cfg, f"DFM ({name})"
         )
         x0 = source.sample(jax.random.fold_in(k, 2), (cfg.n_samples_2d, 2))
@@ -190,7 +184,7 @@ def run_grid(cfg: DiscreteConfig, key, q) -> tuple[dict, dict]:
         def cont_data(kk):
             return {"x1": jf.data.sample_toy(kk, "checkerboard", cfg.batch_2d)}
 
-        params, _ = train_loop(
+        params, _ = train_cosine(
             loss, params, cfg.lr_2d, cfg.train_steps_2d, cont_data, jax.random.fold_in(k, 1), cfg, "continuous FM"
         )
         z = jax.random.normal(jax.random.fold_in(k, 2), (cfg.n_samples_2d, 2))
@@ -245,7 +239,7 @@ def run_sequences(cfg: DiscreteConfig, key) -> tuple[dict, list[str]]:
     def data_fn(k):
         return {"x1": data[jax.random.randint(k, (cfg.batch_seq,), 0, data.shape[0])]}
 
-    params, at = train_loop(
+    params, at = train_cosine(
         loss,
         params,
         cfg.lr_seq,

@@ -26,15 +26,22 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.claims import Claim, Diff, Ratio
-from experiments.common import StudyConfig, figure, markdown_table, mean_std, positive_float, positive_int, require
+from experiments.common import (
+    StudyConfig,
+    figure,
+    markdown_table,
+    mean_std,
+    positive_float,
+    positive_int,
+    require,
+    train_cosine,
+)
 from experiments.pipeline import Output, Study
 from jaxflow.manifolds import FlatTorus, Sphere, TangentField, geodesic_cost
-from jaxflow.train import TrainState, fit, make_train_step
 
 MANIFOLDS = ("sphere", "torus")
 METHODS = ("rfm", "euclidean", "rfm_ot")
@@ -91,14 +98,6 @@ def geodesic_w2(manifold, x, y) -> float:
     return float(np.sqrt(cost[np.arange(len(perm)), perm].mean()))
 
 
-def train(loss, params, data_fn, cfg, key, desc):
-    optimizer = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.train_steps))
-    state = TrainState.create(key, params, optimizer)
-    step = make_train_step(loss, optimizer, data_fn=data_fn)
-    state, _ = fit(state, step, cfg.train_steps, steps_per_call=cfg.steps_per_call, progress=cfg.progress, desc=desc)
-    return state.params
-
-
 def run_problem(cfg, name, key):
     manifold, sample_data, d = problem(name)
     mlp = jf.nn.MLPVelocity(out_dim=d, hidden=(cfg.hidden,) * 3, activation="silu")
@@ -127,7 +126,9 @@ def run_problem(cfg, name, key):
                 v, path=jf.paths.GeodesicPath(jf.paths.CondOTScheduler(), manifold), coupling=coupling
             )
             on = manifold
-        params = train(loss, params, data_fn, cfg, jax.random.fold_in(k, 1), f"{name}/{method}")
+        params, _ = train_cosine(
+            loss, params, cfg.lr, cfg.train_steps, data_fn, jax.random.fold_in(k, 1), cfg, f"{name}/{method}"
+        )
         res = {"w2": {}}
         for n in cfg.steps:
             x = jf.sample(v, z, params=params, solver="euler", steps=n, manifold=on).x

@@ -116,7 +116,6 @@ def ledger_pages(out: Path, studies: list[str]) -> None:
     )
     (out / "claims.md").write_text(claims)
     bench = (ROOT / "BENCHMARKS.md").read_text()
-    bench = re.sub(r"\]\((?!https?://|#)([^)]+)\)", r"](\1)", bench)
     (out / "benchmarks.md").write_text(_unlink_outside(bench))
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import check_array, check_count
+from jaxflow._checks import check_array, check_count, is_concrete
 from jaxflow.paths.discrete import DiscreteSource, MaskSource, MixtureDiscretePath, check_tokens
 
 
@@ -92,7 +92,7 @@ def sample_discrete(
         if grid.shape[0] < 2:
             raise ValueError(f"time_grid needs at least 2 times, got {grid.shape[0]}")
         g = jnp.asarray(grid)
-        if not isinstance(g, jax.core.Tracer) and (bool(jnp.any(jnp.diff(g) <= 0)) or g[0] < 0 or g[-1] > 1):
+        if is_concrete(g) and (bool(jnp.any(jnp.diff(g) <= 0)) or g[0] < 0 or g[-1] > 1):
             raise ValueError("time_grid must increase strictly within [0, 1]")
     if not (isinstance(temperature, int | float) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")

@@ -22,6 +22,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jaxflow._boundary import split_call
+
 
 class Manifold(eqx.Module):
     """Abstract Riemannian manifold embedded in ambient coordinates (last axis)."""
@@ -87,12 +89,6 @@ class TangentField(eqx.Module):
     manifold: Manifold
 
     def __call__(self, *args):
-        if len(args) == 2:
-            t, x = args
-            y = self.manifold.projx(x)
-            return self.manifold.proju(y, self.velocity(t, y))
-        if len(args) in (3, 4):
-            params, t, x, cond = (*args, None)[:4]
-            y = self.manifold.projx(x)
-            return self.manifold.proju(y, self.velocity(params, t, y, cond))
-        raise TypeError(f"call with (t, x) or (params, t, x, cond), got {len(args)} arguments")
+        call, t, x = split_call(self.velocity, args)
+        y = self.manifold.projx(x)
+        return self.manifold.proju(y, call(t, y))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 
+from jaxflow._boundary import split_call
 from jaxflow.paths.schedulers import Scheduler
 
 
@@ -67,13 +68,7 @@ class ScheduleTransformed(eqx.Module):
         return t, scale, dt, dscale
 
     def __call__(self, *args):
-        if len(args) == 2:
-            (r, x), call = args, lambda t, y: self.velocity(t, y)
-        elif len(args) in (3, 4):
-            params, r, x, cond = (*args, None)[:4]
-            call = lambda t, y: self.velocity(params, t, y, cond)  # noqa: E731
-        else:
-            raise TypeError(f"call with (t, x) or (params, t, x, cond), got {len(args)} arguments")
+        call, r, x = split_call(self.velocity, args)
         t, s, dt, ds = self.time_and_scale(r)
         shape = (-1,) + (1,) * (x.ndim - 1) if jnp.ndim(r) == 1 else ()
         s_, dt_, ds_ = (jnp.reshape(v, shape) for v in (s, dt, ds))

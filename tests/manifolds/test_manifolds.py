@@ -198,6 +198,8 @@ def test_bad_inputs_are_refused_clearly():
     with pytest.raises(ValueError, match="same shape"):
         GeodesicPath(CondOTScheduler(), s).sample(None, jnp.ones((4, 3)), jnp.ones((5, 3)), 0.5)
     assert issubclass(Sphere, Manifold)
+    with pytest.raises(NotImplementedError, match="Euclidean has no uniform law"):  # R^d is not compact
+        Euclidean().uniform(jax.random.key(0), 4, 3)
 
 
 def test_projected_solver_projects_every_step_of_any_diffrax_solver():

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 import jaxflow as jf
 from experiments.claims import Claim, Diff
 from experiments.common import StudyConfig, figure, markdown_table, mean_std, positive_float, positive_int, require
-from experiments.pipeline import Output, Study
+from experiments.pipeline import Output, Study, unit
 from jaxflow.train import TrainState, fit, make_train_step
 
 MODELS = ("fm", "fm_cond", "vp")
@@ -157,7 +157,7 @@ def run(cfg: DigitsConfig, key: jax.Array) -> Output:
         return jnp.argmax(metric._logits(x), -1)
 
     per_seed = [
-        run_seed(cfg, jax.random.fold_in(key, 10_000 + s) if s else key, metric, fd, predict, n_half)
+        run_seed(cfg, jax.random.fold_in(key, 10_000 + s) if s else key, metric, fd, predict, n_half, f"seed {s}")
         for s in range(cfg.seeds)
     ]
     results, losses, grids = per_seed[0]
@@ -198,7 +198,7 @@ def _measurements(per_seed: list[dict]) -> dict:
     return m
 
 
-def run_seed(cfg: DigitsConfig, key: jax.Array, metric, fd, predict, n_half: int):
+def run_seed(cfg: DigitsConfig, key: jax.Array, metric, fd, predict, n_half: int, tag: str = "seed 0"):
     """Train and sample every model of one seed: (results, losses, sample grids). Seed 0 uses the run's key as the
     study always has; seed s > 0 folds in 10,000 + s."""
     unet = jf.nn.UNet(channels=cfg.channels, num_classes=10)
@@ -210,7 +210,9 @@ def run_seed(cfg: DigitsConfig, key: jax.Array, metric, fd, predict, n_half: int
     results, losses, grids = {}, {}, {}
     label_grid = jnp.repeat(jnp.arange(10), n_half // 10 + 1)[:n_half]
 
-    for name in tqdm(cfg.models, desc="models", disable=not cfg.progress):
+    def run_model(name):
+        """Train one model and score its samples: (its results, its loss curve, its sample grids)."""
+        results, losses, grids = {}, {}, {}
         k_model = jax.random.fold_in(key, 100 + MODELS.index(name))
         if name == "fm":
             loss = jf.losses.cfm_loss(lambda p, t, x, c: v(p, t, x, None))
@@ -263,6 +265,12 @@ def run_seed(cfg: DigitsConfig, key: jax.Array, metric, fd, predict, n_half: int
                     fd_ode_adaptive=[fd(ode(st.ema_params, k, solver="tsit5", steps=None)[0]) for k in draws],
                 )
             grids["vp (SDE)"] = np.asarray(xs_sde[0][:40])
+        return results[name], losses[name], grids
+
+    for name in tqdm(cfg.models, desc="models", disable=not cfg.progress):
+        # one model of one seed is a resumable unit: a killed run starts again at the first unfinished one
+        results[name], losses[name], pics = unit(f"{tag}/{name}", lambda name=name: run_model(name))
+        grids.update(pics)
     return results, losses, grids
 
 

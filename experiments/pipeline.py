@@ -15,6 +15,12 @@ line, seeds (the run's key is `jax.random.key(cfg.seed)`; the study folds in the
     table.md       the study's table, then the claims with their intervals and verdicts
     <figure>.png   one per figure
 
+A long study splits its work into named units (`unit("seed 1/vp", fn)`, one model of one seed, say): each finished
+unit is kept under `cfg.out_dir/.units/<fingerprint>/`, so a killed run started again on the same commit with the same
+config takes the finished units from there and computes only the rest (the fingerprint is the study, the commit, the
+uncommitted changes and the config; a run never reads another run's units). The folder goes once the results are
+written; provenance lists the units taken from an earlier sitting and the seconds they cost there.
+
 `check` re-judges every stored result from its stored measurements (a hand-edited verdict fails it) and flags stale
 ones; `ledger` writes CLAIMS.md. The command line is `python -m experiments list | run NAME | check | ledger`.
 """
@@ -23,12 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import importlib
 import io
 import json
 import os
+import pickle
 import pkgutil
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -183,6 +192,81 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# ---- resumable units ----
+class UnitStore:
+    """The finished units of one run (study, commit, uncommitted changes, config), kept on disk so that a killed run
+    resumes where it stopped. `run(name, fn)` returns the kept result of `name` or computes, keeps and returns fn()."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.resumed: dict[str, float] = {}  # unit -> seconds it took in the sitting that computed it
+        self.computed: list[str] = []
+
+    def _path(self, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]  # distinct names never share a file
+        return self.folder / f"{safe}-{digest}.pkl"
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        if name in self.resumed or name in self.computed:
+            raise ValueError(f"unit {name!r} ran twice in one run: unit names must be unique")
+        path = self._path(name)
+        if path.exists():
+            with open(path, "rb") as fh:
+                kept = pickle.load(fh)
+            self.resumed[name] = kept["seconds"]
+            print(f"  unit {name!r}: taken from an earlier sitting ({kept['seconds']:.0f} s there)", flush=True)
+            return kept["value"]
+        t0 = time.perf_counter()
+        value = fn()
+        value = _to_host(value)
+        data = pickle.dumps({"name": name, "seconds": time.perf_counter() - t0, "value": value})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+        self.computed.append(name)
+        return value
+
+    def discard(self) -> None:
+        """Remove this run's units (after its results are written); other runs' units are left alone."""
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        parent = self.folder.parent
+        if parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def _to_host(value):
+    """Device arrays -> numpy, so that a kept unit does not pin a device or a backend."""
+    import jax
+
+    return jax.tree.map(lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, value)
+
+
+_STORE: UnitStore | None = None
+
+
+def unit(name: str, fn: Callable[[], Any]) -> Any:
+    """fn() as a resumable unit of the running study (see the module docstring); outside a run it is just fn().
+
+    The unit's result must not depend on anything but the run's config and key (it is reused by the rerun of a
+    killed run); device arrays in it come back as numpy arrays.
+    """
+    return fn() if _STORE is None else _STORE.run(name, fn)
+
+
+def run_fingerprint(study: Study, cfg, git: Mapping) -> str | None:
+    """What identifies a run for resuming: the study, the commit, the uncommitted changes and the config. None when
+    the commit is unknown (then nothing is kept: the code that made a unit could not be told apart)."""
+    if not git.get("commit"):
+        return None
+    diff = _git("diff", "HEAD", "--", ".", ":(exclude)results", ":(exclude)CLAIMS.md") if git.get("dirty") else ""
+    text = json.dumps(
+        {"study": study.name, "commit": git["commit"], "diff": diff, "config": config_dict(cfg), "x64": study.x64},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 # ---- running ----
 def _check_measurements(study: Study, cfg, measurements: Mapping) -> dict:
     out = {}
@@ -215,11 +299,18 @@ def execute(study: Study, cfg) -> Path:
     label = "quick" if cfg.quick else "full"
     print(f"[{study.name}] {label} run, {n_seeds(cfg)} seed(s) from {cfg.seed}, results to {cfg.out_dir}/", flush=True)
     key = jax.random.key(cfg.seed)
-    if study.x64:
-        with jax.enable_x64(True):
+    global _STORE
+    fingerprint = run_fingerprint(study, cfg, git)
+    store = None if fingerprint is None else UnitStore(Path(cfg.out_dir) / ".units" / fingerprint)
+    _STORE = store
+    try:
+        if study.x64:
+            with jax.enable_x64(True):
+                out = study.run(cfg, key)
+        else:
             out = study.run(cfg, key)
-    else:
-        out = study.run(cfg, key)
+    finally:
+        _STORE = None
     if not isinstance(out, Output):
         raise TypeError(f"study {study.name}: run must return an Output, got {type(out).__name__}")
     measurements = _check_measurements(study, cfg, out.measurements)
@@ -237,6 +328,8 @@ def execute(study: Study, cfg) -> Path:
             "start": start,
             "end": _now(),
             "wall_s": round(time.perf_counter() - t0, 1),
+            "resumed_units": sorted(store.resumed) if store else [],
+            "resumed_seconds": round(sum(store.resumed.values()), 1) if store else 0.0,
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         },
         "config": config_dict(cfg),
@@ -245,6 +338,8 @@ def execute(study: Study, cfg) -> Path:
         "claims": [{**c.asdict(), "verdict": v.asdict()} for c, v in zip(study.claims, verdicts)],
     }
     folder = write(study, cfg, out, record)
+    if store is not None:
+        store.discard()
     held = sum(v.holds for v in verdicts)
     print(f"[{study.name}] {held} of {len(verdicts)} claims hold; written to {folder}/", flush=True)
     return folder
@@ -308,7 +403,9 @@ def provenance_line(record: Mapping) -> str:
     commit = (p["commit"] or "no commit")[:10] + (" (dirty tree)" if p.get("dirty") else "")
     kind = "quick" if p["quick"] else "full"
     seeds = f"{p['seed']}…{p['seed'] + p['seeds'] - 1}"
-    return f"\n{kind} run, commit {commit}, seeds {seeds}, {p['wall_s']:.0f} s, {p['end']}\n"
+    earlier = p.get("resumed_seconds") or 0
+    wall = f"{p['wall_s']:.0f} s" + (f" (+ {earlier:.0f} s in earlier sittings)" if earlier else "")
+    return f"\n{kind} run, commit {commit}, seeds {seeds}, {wall}, {p['end']}\n"
 
 
 # ---- the registry ----

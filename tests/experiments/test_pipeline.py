@@ -233,3 +233,83 @@ def test_results_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert json.loads((out / "metrics.json").read_text()) == {"earlier": True}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+# ---- resumable units: a killed run resumes without losing or repeating work ----
+unit_calls: list[str] = []
+kill = {"after": None}  # stop the run (as a kill would) once this many units have been computed in this process
+
+
+@dataclass(frozen=True)
+class PiecesConfig(StudyConfig):
+    seeds: int = 3
+    n: int = 500
+    out_dir: str = "results/pieces"
+
+
+def pieces_run(cfg, key):
+    values = []
+    for s in range(cfg.seeds):
+
+        def piece(s=s):
+            if kill["after"] is not None and len(unit_calls) >= kill["after"]:
+                raise KeyboardInterrupt("killed")
+            unit_calls.append(f"seed {s}")
+            x = jax.random.normal(jax.random.fold_in(key, s), (cfg.n,))
+            return {"mean": x.mean(), "first": x[:3]}  # a device array comes back as numpy
+
+        values.append(pipeline.unit(f"seed {s}", piece))
+    assert all(isinstance(v["first"], np.ndarray) for v in values)
+    return Output({"mean": [float(v["mean"]) for v in values]})
+
+
+PIECES = Study("pieces", PiecesConfig, pieces_run, claims=(Claim("small", "the mean is small", "mean", "<", 1.0),))
+
+
+def killed_run(out, **kw):
+    unit_calls.clear()
+    kill["after"] = 2
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            execute(PIECES, PIECES.configure(out_dir=str(out), **kw))
+    finally:
+        kill["after"] = None
+
+
+def test_a_killed_run_resumes_from_its_finished_units(tmp_path):
+    out = tmp_path / "pieces"
+    killed_run(out)
+    assert unit_calls == ["seed 0", "seed 1"] and not (out / "metrics.json").exists()
+    assert len(list((out / ".units").glob("*/*.pkl"))) == 2
+    unit_calls.clear()
+    rec = json.loads((execute(PIECES, PIECES.configure(out_dir=str(out))) / "metrics.json").read_text())
+    assert unit_calls == ["seed 2"]  # nothing lost, nothing repeated
+    assert rec["provenance"]["resumed_units"] == ["seed 0", "seed 1"] and rec["provenance"]["resumed_seconds"] >= 0
+    assert not (out / ".units").exists()  # the run's units go once its results are written
+    unit_calls.clear()
+    whole = execute(PIECES, PIECES.configure(out_dir=str(tmp_path / "whole")))
+    whole = json.loads((whole / "metrics.json").read_text())
+    assert unit_calls == ["seed 0", "seed 1", "seed 2"]
+    assert whole["measurements"] == rec["measurements"]  # resuming gives what an uninterrupted run gives
+
+
+def test_a_run_never_takes_units_of_another_run(tmp_path):
+    out = tmp_path / "pieces"
+    killed_run(out)
+    unit_calls.clear()
+    execute(PIECES, PIECES.configure(out_dir=str(out), n=400))  # another config: another run
+    assert unit_calls == ["seed 0", "seed 1", "seed 2"]
+    assert len(list((out / ".units").iterdir())) == 1  # the killed run's units are left alone
+
+
+def test_a_unit_outside_a_run_is_a_plain_call_and_names_are_unique(tmp_path):
+    assert pipeline.unit("x", lambda: 3) == 3
+
+    def twice(cfg, key):
+        pipeline.unit("same", lambda: 1)
+        pipeline.unit("same", lambda: 2)
+        return Output({"mean": [0.0] * cfg.seeds})
+
+    study = Study("pieces", PiecesConfig, twice, claims=())
+    with pytest.raises(ValueError, match="unique"):
+        execute(study, study.configure(out_dir=str(tmp_path / "p")))

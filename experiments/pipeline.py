@@ -236,10 +236,16 @@ class UnitStore:
 
 
 def _to_host(value):
-    """Device arrays -> numpy, so that a kept unit does not pin a device or a backend."""
+    """Device arrays -> numpy, so that a kept unit does not pin a device or a backend (dict order is kept)."""
     import jax
 
-    return jax.tree.map(lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, value)
+    if isinstance(value, jax.Array):
+        return np.asarray(value)
+    if isinstance(value, dict):
+        return type(value)((k, _to_host(v)) for k, v in value.items())
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(_to_host(v) for v in value)
+    return value
 
 
 _STORE: UnitStore | None = None

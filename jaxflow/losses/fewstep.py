@@ -10,8 +10,9 @@ Conventions (docs/few_step.md): t = 0 is the source (noise), t = 1 the data. A f
   stop-gradient regression target.
 - Shortcut models (Frans et al. 2024, arXiv:2410.12557): u(x, t, t + 2h) = ½ u(x, t, t + h) + ½ u(x′, t + h, t + 2h),
   x′ = x + h·u(x, t, t + h), plus flow matching at zero gap.
-- OFTSR (Zhu et al. 2024, arXiv:2412.09465): a one-step student f(x, t) = x + (1 − t)·w(x, t) whose predictions agree
-  along the teacher's trajectories.
+- OFTSR (Zhu et al. 2024, arXiv:2412.09465), as released: a student v(x0, t) that always sees the start x0 learns the
+  teacher's average velocity from 0 to t by bootstrapping along the teacher's trajectory; one step x0 + v(x0, t)
+  trades fidelity (small t) for realism (t near 1).
 
 Each is a module called as `loss(params, batch, key) -> (scalar, aux)` like every loss in jaxflow (the lower-case
 builders return them), so the step factory, sharding and the training loop take them unchanged.
@@ -266,80 +267,113 @@ def shortcut_loss(u: Callable, path=None, coupling=None, **options) -> ShortcutL
     return ShortcutLoss(u, path, coupling, **options)
 
 
-def oftsr_student(w: Callable) -> Callable:
-    """The one-step student f(params, t, x, cond) = x + (1 − t)·w(params, t, x, cond): f(x, 1) = x by construction."""
+def oftsr_student(v: Callable, eps: float = 1e-3) -> Callable:
+    """The one-step OFTSR sampler f(params, t, x0, cond) = x0 + (1 − ε)·v(params, t, x0, cond).
 
-    def f(params, t, x, cond=None):
-        t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
-        return x + broadcast_time(1.0 - t, x) * w(params, t, x, cond)
+    `v` is the student trained by `OFTSRLoss`: its input is always the start x0, and its time input t is the knob
+    (small t: the teacher's first velocity, the posterior mean, high PSNR; t near 1: the end of the teacher's ODE,
+    realistic). ε is the released code's end-time gap (T − ε with T = 1).
+    """
+    check_probability(eps, "eps")
+
+    def f(params, t, x0, cond=None):
+        t = jnp.broadcast_to(jnp.asarray(t, x0.dtype), x0.shape[:1])
+        return x0 + (1.0 - eps) * v(params, t, x0, cond)
 
     return f
 
 
 class OFTSRLoss(Objective):
-    """OFTSR-style one-step student with a time input, distilled from a (conditional) rectified-flow teacher.
+    """OFTSR (Zhu et al. 2024, arXiv:2412.09465) as its authors released it: a one-step student with a time input,
+    distilled from a rectified-flow teacher without data pairs.
 
-    batch = {"x0": start points (e.g. noise-augmented upsampled low-resolution images), "x1": the teacher's endpoints
-    Φ_T(x0) (offline, `reflow_pairs`)}. With f = `oftsr_student(w)` and x_t = (1 − t)x0 + t·x1 (on the teacher's
-    nearly straight trajectory):
-      distill   ‖f(x_t, t) − sg f(x_t′, t′)‖², x_t′ the teacher's midpoint (RK2) step from x_t over dt (t′ ≤ 1);
-      boundary  ‖f(x0, 0) − x1‖²  (the start of the trajectory lands on the teacher's endpoint);
-      align     ‖w(x_t, t) − v_T(x_t, t)‖²  (the student's direction is the teacher's velocity).
-    `weights` = (distill, boundary, align). Sampling: f(x0, τ) for a chosen τ ∈ [0, 1) (one network evaluation).
+    The student v(params, t, x0, cond) always sees the start x0 (e.g. a noise-perturbed upsampled low-resolution
+    image); v(x0, t) is trained to be the teacher's average velocity from 0 to t along the trajectory through x0, so
+    x_t = x0 + t·v(x0, t) lies on that trajectory and x0 + v(x0, t) extrapolates it to the end. Per batch
+    ({"x0": starts, "cond": optional}), with t ~ U[t_min, t_max], s = min(t + Δ, t_max) and h = s − t:
+
+      x_t       = x0 + t·sg(v(x0, t))
+      v_T       = one RK2 step of the teacher from (x_t, t) over h (r = 1 Heun, ½ midpoint, ⅔ Ralston)
+      distill   ‖v(x0, s) − sg(v(x0, t) + (h/s)(v_T − v(x0, t)))‖²   (d/ds [s·v̄(s)] = v_teacher: "v_boot")
+      boundary  ‖v(x0, t_min) − sg v_teacher(x0, t_min)‖²             (the posterior-mean end)
+      align     (1 − t)²‖v(x0, t) − v_T‖²                             (predictions stay on the teacher's path)
+
+    `weights` = (distill, boundary, align), the released (1, 0.1, 0.01); Δ = `dt` = 0.05, r = `rk2_r` = ½,
+    [t_min, t_max] = [0.01, 0.99]. Sample with `oftsr_student(v)`. The student is usually initialised from the
+    teacher's weights (same network).
     """
 
-    w: Callable = eqx.field(static=True)
+    v: Callable = eqx.field(static=True)
     teacher: Callable = eqx.field(static=True)
     teacher_params: object
     dt: float = eqx.field(static=True)
     weights: tuple[float, float, float] = eqx.field(static=True)
+    t_min: float = eqx.field(static=True)
+    t_max: float = eqx.field(static=True)
+    rk2_r: float = eqx.field(static=True)
     time_sampler: TimeSampler
 
     def __init__(
         self,
-        w: Callable,
+        v: Callable,
         teacher: Callable,
         teacher_params,
         *,
         dt: float = 0.05,
         weights: tuple[float, float, float] = (1.0, 0.1, 0.01),
+        t_min: float = 0.01,
+        t_max: float = 0.99,
+        rk2_r: float = 0.5,
         time_sampler: TimeSampler | None = None,
     ):
         check_positive(dt, "dt")
-        self.w, self.teacher, self.teacher_params = w, teacher, teacher_params
-        self.dt, self.weights = dt, tuple(weights)
+        check_probability(t_min, "t_min")
+        check_probability(t_max, "t_max")
+        if not 0.0 < t_min < t_max <= 1.0:
+            raise ValueError(f"need 0 < t_min < t_max <= 1, got t_min={t_min}, t_max={t_max}")
+        if not 0.0 < rk2_r <= 1.0:
+            raise ValueError(f"rk2_r must lie in (0, 1] (1 Heun, 0.5 midpoint, 2/3 Ralston), got {rk2_r}")
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != 3 or min(weights) < 0:
+            raise ValueError(f"weights must be three numbers >= 0 (distill, boundary, align), got {weights}")
+        self.v, self.teacher, self.teacher_params = v, teacher, teacher_params
+        self.dt, self.weights, self.t_min, self.t_max, self.rk2_r = float(dt), weights, t_min, t_max, rk2_r
         self.time_sampler = UniformTime() if time_sampler is None else time_sampler
 
     def __call__(self, params, batch, key):
-        _check_batch(batch)
-        if "x0" not in batch:
-            raise ValueError("OFTSR needs batch['x0'] (start points) and batch['x1'] (the teacher's endpoints)")
-        f = oftsr_student(self.w)
-
-        def v_t(t, x):
-            return self.teacher(self.teacher_params, t, x, None)
-
-        x0, x1 = batch["x0"], batch["x1"]
+        if not isinstance(batch, dict) or "x0" not in batch:
+            got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise ValueError(f"OFTSR needs batch['x0'] (the starts; the student is distilled without data), got {got}")
+        sg = jax.lax.stop_gradient
+        x0, cond = batch["x0"], batch.get("cond")
         n = x0.shape[0]
-        t = self.time_sampler(key, n).astype(x0.dtype) * (1.0 - 1e-3)
-        xt = broadcast_time(1.0 - t, x0) * x0 + broadcast_time(t, x0) * x1
-        t2 = jnp.minimum(t + self.dt, 1.0)
-        h = broadcast_time(t2 - t, xt)
-        v1 = v_t(t, xt)
-        x_mid = xt + h / 2 * v1
-        x2 = jax.lax.stop_gradient(xt + h * v_t(t + (t2 - t) / 2, x_mid))
-        target = jax.lax.stop_gradient(f(params, t2, x2))
-        distill = jnp.mean(_per_sample_mse(f(params, t, xt), target))
-        boundary = jnp.mean(_per_sample_mse(f(params, jnp.zeros_like(t), x0), x1))
-        align = jnp.mean(_per_sample_mse(self.w(params, t, xt, None), jax.lax.stop_gradient(v1)))
+
+        def teacher(t, x):
+            return sg(self.teacher(self.teacher_params, t, x, cond))
+
+        t = self.t_min + (self.t_max - self.t_min) * self.time_sampler(key, n).astype(x0.dtype)
+        s = jnp.minimum(t + self.dt, self.t_max)
+        h = s - t
+        v_t = self.v(params, t, x0, cond)
+        v_s = self.v(params, s, x0, cond)
+        xt = x0 + broadcast_time(t, x0) * sg(v_t)
+        r = self.rk2_r
+        k1 = teacher(t, xt)
+        k2 = teacher(r * s + (1 - r) * t, xt + r * broadcast_time(h, xt) * k1)
+        v_T = k1 + (k2 - k1) / (2 * r)
+        target = sg(v_t + broadcast_time(h / s, v_t) * (v_T - v_t))
+        distill = jnp.mean(_per_sample_mse(v_s, target))
+        t0 = jnp.full_like(t, self.t_min)
+        boundary = jnp.mean(_per_sample_mse(self.v(params, t0, x0, cond), teacher(t0, x0)))
+        align = jnp.mean((1 - t) ** 2 * _per_sample_mse(v_t, v_T))
         wd, wb, wa = self.weights
         value = wd * distill + wb * boundary + wa * align
         return value, {"loss": value, "distill": distill, "boundary": boundary, "align": align}
 
 
-def oftsr_loss(w: Callable, teacher: Callable, teacher_params, **options) -> OFTSRLoss:
+def oftsr_loss(v: Callable, teacher: Callable, teacher_params, **options) -> OFTSRLoss:
     """An `OFTSRLoss` (see there)."""
-    return OFTSRLoss(w, teacher, teacher_params, **options)
+    return OFTSRLoss(v, teacher, teacher_params, **options)
 
 
 __all__ = [

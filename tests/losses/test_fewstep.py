@@ -116,19 +116,52 @@ def straight_teacher(params, t, x, cond=None):
     return MU + (SIG - 1) * x0
 
 
-def test_oftsr_loss_vanishes_for_the_exact_student():
+def test_oftsr_loss_vanishes_for_the_exact_student_of_a_straight_teacher():
+    """On a straight teacher the average velocity from 0 to t is the start velocity: the distill and align terms
+    vanish; the boundary term, which evaluates the teacher at x0 but at time t_min (as released), is O(t_min²)."""
     x0 = jax.random.normal(jax.random.key(6), (256, 2))
-    batch = {"x0": x0, "x1": MU + SIG * x0}
-    loss = jf.losses.oftsr_loss(straight_teacher, straight_teacher, None)
-    value, aux = loss(None, batch, jax.random.key(7))
-    assert float(value) < 1e-9
-    bad, _ = jf.losses.oftsr_loss(lambda p, t, x, c=None: 1.1 * straight_teacher(p, t, x), straight_teacher, None)(
-        None, batch, jax.random.key(7)
-    )
-    assert float(bad) > 1e-3
-    f = jf.losses.oftsr_student(straight_teacher)
-    np.testing.assert_allclose(f(None, 0.0, x0), batch["x1"], atol=1e-5)
-    np.testing.assert_allclose(f(None, 1.0, x0), x0)
+    exact = lambda p, t, x, c=None: straight_teacher(p, 0.0, x)  # noqa: E731  v(x0, t) = the start velocity
+    _, aux = jf.losses.oftsr_loss(exact, straight_teacher, None)(None, {"x0": x0}, jax.random.key(7))
+    assert float(aux["distill"]) < 1e-10 and float(aux["align"]) < 1e-10
+    _, aux0 = jf.losses.oftsr_loss(exact, straight_teacher, None, t_min=1e-4)(None, {"x0": x0}, jax.random.key(7))
+    assert float(aux0["boundary"]) < 1e-3 * float(aux["boundary"])
+    off = lambda p, t, x, c=None: (1 + 0.1 * t[:, None]) * exact(p, t, x)  # noqa: E731
+    _, bad = jf.losses.oftsr_loss(off, straight_teacher, None)(None, {"x0": x0}, jax.random.key(7))
+    assert min(float(bad["distill"]), float(bad["align"])) > 1e-5
+    f = jf.losses.oftsr_student(exact, eps=0.0)
+    np.testing.assert_allclose(f(None, 0.5, x0), MU + SIG * x0, atol=1e-5)  # the teacher's endpoint in one step
+
+
+def test_oftsr_student_learns_the_average_velocity_of_a_curved_teacher():
+    """Teacher v(x, t) = x (x_t = x0·eᵗ): the student v(x0, t) = x0·g(t) must learn g(t) = (eᵗ − 1)/t, the average
+    velocity from 0 to t, by bootstrapping alone (the distill and boundary terms; no data, no pairs)."""
+    teacher = lambda p, t, x, c=None: x  # noqa: E731
+    ts = jnp.linspace(0.0, 1.0, 6)
+
+    def g(p, t):
+        return 1.0 + jnp.stack([((t - 0.5) ** k) for k in range(6)], -1) @ p
+
+    student = lambda p, t, x, c=None: x * g(p, t)[:, None]  # noqa: E731
+    loss = jf.losses.oftsr_loss(student, teacher, None, dt=0.02, weights=(1.0, 0.1, 0.0))
+    x0 = jax.random.normal(jax.random.key(1), (256, 3))
+    opt = optax.adam(3e-3)
+    params = jnp.zeros(6)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, key):
+        grad = jax.grad(lambda p: loss(p, {"x0": x0}, key)[0])(params)
+        updates, state = opt.update(grad, state)
+        return optax.apply_updates(params, updates), state
+
+    for i in range(3000):
+        params, state = step(params, state, jax.random.key(i))
+    t = jnp.linspace(0.05, 0.99, 20)
+    np.testing.assert_allclose(g(params, t), jnp.expm1(t) / t, atol=2e-2)
+    # the one-step sampler then lands on the teacher's endpoint e·x0 at t → 1
+    f = jf.losses.oftsr_student(student, eps=0.0)
+    np.testing.assert_allclose(f(params, 0.99, x0), x0 * (1 + jnp.expm1(0.99) / 0.99), rtol=2e-2, atol=1e-6)
+    del ts
 
 
 def test_distillation_fits_the_least_squares_map():
@@ -205,6 +238,9 @@ def test_reflow_pairs_round_trip(tmp_path):
         (lambda: jf.losses.shortcut_loss(exact_u, min_step=0.3), "min_step"),
         (lambda: jf.losses.meanflow_loss(exact_u, label_dropout=0.1), "null_label"),
         (lambda: jf.losses.oftsr_loss(exact_u, exact_u, None, dt=0.0), "dt"),
+        (lambda: jf.losses.oftsr_loss(exact_u, exact_u, None, t_min=0.5, t_max=0.4), "t_min"),
+        (lambda: jf.losses.oftsr_loss(exact_u, exact_u, None, rk2_r=0.0), "rk2_r"),
+        (lambda: jf.losses.oftsr_loss(exact_u, exact_u, None, weights=(1.0, -1.0, 0.0)), "weights"),
     ],
 )
 def test_bad_settings_raise(build, message):

@@ -11,17 +11,21 @@ Data (`jaxflow.shapes`, procedural, no downloads): ellipsoids, superquadrics, ro
 proportions and a smooth random deformation; shapes are drawn from independent keys for the training and the
 held-out sets.
 
-Deformation: the template (icosphere, 642 vertices) is deformed onto each of `targets` held-out shapes (no tori: a
-flow cannot change the topology) by a neural ODE (MLP 3×128 tanh, RK4 with 8 steps, Adam 1e-3,
-`deform_iterations` iterations, `deform_points` surface samples per side and iteration) with an SW₂² loss (100
-directions) or the Chamfer loss. Scored on 4,096 fresh surface samples: Chamfer, SW₂ (500 directions), normal
-consistency, the minimum Jacobian determinant of the flow map over the template's vertices, and seconds per
-iteration.
+Deformation: the template (icosphere, `mesh_subdivisions` = 4: 2,562 vertices, 5,120 triangles) is deformed onto
+each of `targets` held-out shapes of the same resolution (no tori: a flow cannot change the topology) by a neural ODE
+(MLP 3×128 tanh, RK4 with 8 steps, Adam 1e-3, `deform_iterations` iterations) with three fits: an SW₂² loss (100
+directions) on `deform_points` = 4,096 surface samples per side and iteration (above the ~4,096-point crossover of
+the cost table), the same loss between the meshes as measures (triangle centroids with area masses, as Le et al.
+encode meshes), and the Chamfer loss on the same samples. Scored on 4,096 fresh surface samples: Chamfer, SW₂ (500
+directions), normal consistency, the minimum Jacobian determinant of the flow map over the template's vertices,
+seconds per iteration, and the training time to equal quality (each fit's Chamfer is checked every `monitor_every`
+iterations outside the timed training; the time both need to reach the worse of their final Chamfer distances).
 
 Reconstruction: a point-cloud autoencoder (DeepSets encoder, MLP decoder to 512 points) trained on `train_shapes`
-clouds of 512 surface points with SW₂ (L = 100), Max-SW₂ (projected ascent, 10 steps), vMF-DSW₂ (κ = 10, L = 20,
-ascent 10 steps) and amortized vMF-DSW₂ (the same κ and L, the location predicted by a self-attention amortizer
-trained to maximise the distance); `seeds` seeds. Held-out Chamfer and exact W₂ (POT) on `test_shapes` shapes, and
+clouds of 512 surface points with SW₂ (L = 100), Max-SW₂ (projected ascent, 10 steps), amortized Max-SW₂ (Nguyen &
+Ho 2022: the amortizer predicts the direction), vMF-DSW₂ (κ = 10, L = 20, ascent 10 steps) and amortized vMF-DSW₂
+(the same κ and L, the location predicted by a self-attention amortizer trained to maximise the distance); `seeds`
+seeds. Held-out Chamfer and exact W₂ (POT) on `test_shapes` shapes, and
 seconds per epoch.
 """
 
@@ -39,12 +43,14 @@ from tqdm.auto import tqdm
 import jaxflow as jf
 from experiments.claims import Claim, Diff, Ratio
 from experiments.common import StudyConfig, figure, markdown_table, mean_std, positive_float, positive_int
-from experiments.pipeline import Output, Study
+from experiments.pipeline import Output, Study, unit
 from jaxflow import shapes as S
 from jaxflow.ot.sliced import projected_wasserstein, random_directions, sample_vmf
 from jaxflow.shapes.deform import chamfer_loss, sliced_loss
 
-RECON_LOSSES = ("SW", "Max-SW", "vMF-DSW", "amortized vMF-DSW")
+RECON_LOSSES = ("SW", "Max-SW", "amortized Max-SW", "vMF-DSW", "amortized vMF-DSW")
+FITS = {"sw": ("sw", "points"), "sw (mesh)": ("sw", "mesh"), "chamfer": ("chamfer", "points")}
+"""deformation fits: name -> (loss, encoding)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,13 @@ class ShapesConfig(StudyConfig):
 
     targets: int = 4
     deform_iterations: int = 300
-    deform_points: int = 1024
+    deform_points: int = 4096
+    """surface samples per side and iteration (the "points" encoding); at or above the cost table's crossover."""
+    mesh_subdivisions: int = 4
+    """icosphere subdivisions of the template and of the targets (4: 2,562 vertices, 5,120 triangles, so the
+    "mesh" encoding also compares measures of ≥ 4,096 atoms)."""
+    monitor_every: int = 25
+    """iterations between quality checks of a fit (Chamfer on fresh samples), for the time to equal quality."""
     train_shapes: int = 160
     test_shapes: int = 40
     cloud_points: int = 512
@@ -70,6 +82,7 @@ class ShapesConfig(StudyConfig):
 
 def validate(cfg: ShapesConfig) -> None:
     positive_int(cfg, "targets", "deform_iterations", "deform_points", "train_shapes", "test_shapes", "cloud_points")
+    positive_int(cfg, "mesh_subdivisions", "monitor_every")
     positive_int(cfg, "seeds", "epochs", "batch", "vmf_projections", "ascent_steps")
     positive_float(cfg, "kappa")
 
@@ -83,24 +96,39 @@ def target_names(n: int) -> list[str]:
 
 # ---- deformation ----
 def deformation(cfg: ShapesConfig, key, seed: int = 0) -> tuple[dict, dict]:
-    """Deform the template onto every target; `seed` > 0 refits the same targets from other initial keys."""
-    template = S.icosphere(3)
+    """Deform the template onto every target with every fit of FITS; `seed` > 0 refits the same targets from other
+    initial keys. Each fit's quality (Chamfer of 4,096 fresh samples to the target's evaluation points) is checked
+    every `monitor_every` iterations, outside the timed training, to time the fits to equal quality."""
+    template = S.icosphere(cfg.mesh_subdivisions)
     kinds = DEFORM_KINDS
     out, shown = {}, {}
     for i in range(cfg.targets):
-        kind, mesh = S.random_shape(jax.random.fold_in(key, 1000 + i), kinds[i % len(kinds)])
+        kind, mesh = S.random_shape(jax.random.fold_in(key, 1000 + i), kinds[i % len(kinds)], cfg.mesh_subdivisions)
         name = f"{kind} {i}"
         tp, tn = S.sample_surface(jax.random.fold_in(key, 2000 + i), mesh, 4096)
+        pool = S.sample_surface(jax.random.fold_in(key, 2500 + i), mesh, 4 * cfg.deform_points)[0]  # training points
         out[name] = {}
-        for loss in ("sw", "chamfer"):
+        for fit, (loss, encoding) in FITS.items():
             k_fit = jax.random.fold_in(key, 3000 + i)
+            k_mon = jax.random.fold_in(key, 3500 + i)
+            model = S.DeformationField()
+
+            @jax.jit
+            def quality(params, model=model, k_mon=k_mon, tp=tp):
+                moved = S.deform(model, params, template.vertices)
+                return jf.metrics.chamfer(S.sample_surface(k_mon, S.Mesh(moved, template.faces), 4096)[0], tp)
+
             module, params, hist = S.fit_deformation(
                 jax.random.fold_in(k_fit, seed) if seed else k_fit,
                 template,
-                tp,
+                mesh if encoding == "mesh" else pool,
                 loss=loss,
+                encoding=encoding,
+                module=model,
                 iterations=cfg.deform_iterations,
                 n_points=cfg.deform_points,
+                monitor=quality,
+                monitor_every=cfg.monitor_every,
             )
             moved = S.deform(module, params, template.vertices)
             q, qn = S.sample_surface(jax.random.fold_in(key, 4000 + i), S.Mesh(moved, template.faces), 4096)
@@ -111,12 +139,32 @@ def deformation(cfg: ShapesConfig, key, seed: int = 0) -> tuple[dict, dict]:
                 "min_jacobian_det": float(S.min_jacobian_determinant(module, params, template.vertices)),
                 "seconds_per_iteration": hist["seconds_per_iteration"],
                 "final_loss": hist["loss"][-1],
+                "monitor": hist["monitor"],
             }
-            out[name][loss] = rec
-            shown[(name, loss)] = np.asarray(q[:1500])
-            print(f"deform {name:14s} {loss:8s} " + "  ".join(f"{k} {v:.4g}" for k, v in rec.items()), flush=True)
+            out[name][fit] = rec
+            shown[(name, fit)] = np.asarray(q[:1500])
+            print(
+                f"deform {name:14s} {fit:10s} " + "  ".join(f"{k} {v:.4g}" for k, v in rec.items() if k != "monitor"),
+                flush=True,
+            )
+        for fit in ("sw", "sw (mesh)"):
+            out[name][fit]["time_to_equal_quality_ratio"] = equal_quality_time_ratio(
+                out[name][fit]["monitor"], out[name]["chamfer"]["monitor"]
+            )
         shown[(name, "target")] = np.asarray(tp[:1500])
     return out, shown
+
+
+def equal_quality_time_ratio(a: list, b: list) -> float:
+    """Training seconds fit `a` needs to reach the quality both fits reach (the worse of their final Chamfer
+    distances), over the seconds fit `b` needs: below 1 means `a` gets there sooner. From the monitored
+    (iteration, seconds, Chamfer) records of the two fits."""
+    level = max(a[-1][2], b[-1][2])
+
+    def first(rec):
+        return next(t for _, t, v in rec if v <= level)
+
+    return first(a) / first(b)
 
 
 def loss_cost(sizes=(1024, 4096, 16384), repeats: int = 5, key=None) -> dict:
@@ -185,6 +233,13 @@ def pair_loss(name: str, cfg: ShapesConfig):
             )
             return projected_wasserstein(theta[None], x, y, 2.0)[0], 0.0
 
+    elif name == "amortized Max-SW":
+        # Nguyen & Ho 2022: the amortizer predicts the direction that Max-SW's ascent would find
+        def loss(key, x, y, loc):
+            model = projected_wasserstein(jax.lax.stop_gradient(loc)[None], x, y, 2.0)[0]
+            adversary = projected_wasserstein(loc[None], jax.lax.stop_gradient(x), jax.lax.stop_gradient(y), 2.0)[0]
+            return model, adversary
+
     elif name == "vMF-DSW":
 
         def loss(key, x, y, loc):
@@ -251,13 +306,19 @@ def reconstruction(cfg: ShapesConfig, key) -> tuple[dict, dict]:
     for name in tqdm(RECON_LOSSES, desc="losses", disable=not cfg.progress):
         per_seed = []
         for s in range(cfg.seeds):
-            ae, params, sec = train_autoencoder(name, train, cfg, jax.random.fold_in(key, 7 + s))
-            recon = np.asarray(jax.vmap(lambda x, p=params, m=ae: m.apply(p["ae"], x))(test))
-            ch = [float(jf.metrics.chamfer(r, t)) for r, t in zip(recon, np.asarray(test), strict=True)]
-            w2 = [jf.metrics.wasserstein(r, t) for r, t in zip(recon, np.asarray(test), strict=True)]
-            per_seed.append({"chamfer": float(np.mean(ch)), "w2": float(np.mean(w2)), "seconds_per_epoch": sec})
+
+            def one(name=name, s=s):
+                ae, params, sec = train_autoencoder(name, train, cfg, jax.random.fold_in(key, 7 + s))
+                recon = np.asarray(jax.vmap(lambda x, p=params, m=ae: m.apply(p["ae"], x))(test))
+                ch = [float(jf.metrics.chamfer(r, t)) for r, t in zip(recon, np.asarray(test), strict=True)]
+                w2 = [jf.metrics.wasserstein(r, t) for r, t in zip(recon, np.asarray(test), strict=True)]
+                rec = {"chamfer": float(np.mean(ch)), "w2": float(np.mean(w2)), "seconds_per_epoch": sec}
+                return rec, recon[:3]
+
+            rec, shown_s = unit(f"reconstruction/{name}/seed {s}", one)
+            per_seed.append(rec)
             if s == 0:
-                shown[name] = recon[:3]
+                shown[name] = shown_s
         out[name] = {
             "per_seed": per_seed,
             **{
@@ -276,7 +337,10 @@ def reconstruction(cfg: ShapesConfig, key) -> tuple[dict, dict]:
 
 
 def run(cfg: ShapesConfig, key: jax.Array) -> Output:
-    deform_seeds = [deformation(cfg, jax.random.fold_in(key, 1), s) for s in range(cfg.seeds)]
+    deform_seeds = [
+        unit(f"deformation/seed {s}", lambda s=s: deformation(cfg, jax.random.fold_in(key, 1), s))
+        for s in range(cfg.seeds)
+    ]
     deform_res, deform_pts = deform_seeds[0]
     recon_res, recon_pts = reconstruction(cfg, jax.random.fold_in(key, 2))
     results = {
@@ -289,8 +353,9 @@ def run(cfg: ShapesConfig, key: jax.Array) -> Output:
     for d, _ in deform_seeds:
         for name, by in d.items():
             for loss, r in by.items():
-                for q in ("chamfer", "sw", "seconds_per_iteration"):
-                    m.setdefault(f"deform/{name}/{loss}/{q}", []).append(r[q])
+                for q in ("chamfer", "sw", "seconds_per_iteration", "time_to_equal_quality_ratio"):
+                    if q in r:
+                        m.setdefault(f"deform/{name}/{loss}/{q}", []).append(r[q])
     for name, r in recon_res.items():
         for q in ("chamfer", "w2", "seconds_per_epoch"):
             m[f"recon/{name}/{q}"] = [p[q] for p in r["per_seed"]]
@@ -314,14 +379,29 @@ def make_table(res: dict, cfg: ShapesConfig) -> str:
                     f"{r['normal_consistency']:.3f}",
                     f"{r['min_jacobian_det']:.3f}",
                     f"{1e3 * r['seconds_per_iteration']:.1f}",
+                    f"{r['time_to_equal_quality_ratio']:.2f}" if "time_to_equal_quality_ratio" in r else "1",
                 ]
             )
     text = (
         "# Shapes under sliced Wasserstein\n\n## Template deformation by a neural ODE\n\n"
-        f"Icosphere (642 vertices) onto each target; {cfg.deform_iterations} iterations, {cfg.deform_points} points "
-        "per side per iteration; scored on 4,096 fresh surface samples.\n\n"
+        f"Icosphere ({cfg.mesh_subdivisions} subdivisions) onto each target (seed 0); {cfg.deform_iterations} "
+        f"iterations; `sw` and `chamfer` compare {cfg.deform_points} surface samples per side per iteration, "
+        "`sw (mesh)` compares the meshes as measures (triangle centroids with area masses). Scored on 4,096 fresh "
+        "surface samples. Time to equal quality: training seconds to reach the worse of the two final Chamfer "
+        "distances, over the Chamfer loss's seconds (below 1: sooner). The minimum Jacobian determinant is a sanity "
+        "column (positive for any ODE flow).\n\n"
         + markdown_table(
-            ["target", "loss", "Chamfer", "SW₂", "normal consistency", "min det ∂Φ/∂x", "ms / iteration"], rows
+            [
+                "target",
+                "fit",
+                "Chamfer",
+                "SW₂",
+                "normal consistency",
+                "min det ∂Φ/∂x",
+                "ms / iteration",
+                "time to equal quality / Chamfer's",
+            ],
+            rows,
         )
     )
     if "loss_cost_ms" in res:
@@ -377,6 +457,26 @@ def _claims():
                 paper=LE,
             ),
             Claim(
+                f"sw_equal_quality_sooner[{name}]",
+                f"deformation onto {name}: at {ShapesConfig.deform_points} points per side the SW loss reaches the "
+                "quality both losses reach (Chamfer) in less training time than the Chamfer loss",
+                q("sw", "time_to_equal_quality_ratio"),
+                "<",
+                1.0,
+                paper=LE,
+                paper_value="SW: linear cost; Chamfer: quadratic",
+            ),
+            Claim(
+                f"sw_mesh_chamfer_close[{name}]",
+                f"deformation onto {name}: SW between the meshes as measures (centroids with area masses) gives a "
+                "result within 1.5× the Chamfer loss's Chamfer distance",
+                Ratio(q("sw (mesh)", "chamfer"), q("chamfer", "chamfer")),
+                "<",
+                1.5,
+                paper=LE,
+                paper_value="meshes as probability measures",
+            ),
+            Claim(
                 f"sw_deform_cheaper[{name}]",
                 f"deformation onto {name}: an SW iteration costs less than a Chamfer iteration",
                 Ratio(q("sw", "seconds_per_iteration"), q("chamfer", "seconds_per_iteration")),
@@ -423,6 +523,18 @@ def _claims():
         )
         for k in ("chamfer", "w2")
     ]
+    out += [
+        Claim(
+            f"amortized_vmf_beats_amortized_max_sw[{k}]",
+            f"reconstruction: amortized vMF-DSW beats amortized Max-SW (the paper's key baseline) in held-out {k}",
+            Diff(r("amortized vMF-DSW", k), r("amortized Max-SW", k)),
+            "<",
+            0.0,
+            paper=NGUYEN,
+            paper_value="amortized vMF-DSW below amortized Max-SW",
+        )
+        for k in ("chamfer", "w2")
+    ]
     out.append(
         Claim(
             "amortized_faster_than_vmf",
@@ -442,14 +554,14 @@ CLAIMS = _claims()
 
 def plot_deformation(pts: dict, res: dict):
     names = list(res)
-    fig = figure(figsize=(10, 2.6 * len(names)))
-    cols = ("target", "sw", "chamfer")
+    fig = figure(figsize=(13, 2.6 * len(names)))
+    cols = ("target", *FITS)
     for r, name in enumerate(names):
         for c, col in enumerate(cols):
-            ax = fig.add_subplot(len(names), 3, 3 * r + c + 1, projection="3d")
+            ax = fig.add_subplot(len(names), len(cols), len(cols) * r + c + 1, projection="3d")
             p = pts[(name, col)]
             ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=1, c=p[:, 2], cmap="viridis")
-            title = name if col == "target" else f"{col} loss, Chamfer {res[name][col]['chamfer']:.4f}"
+            title = name if col == "target" else f"{col}, Chamfer {res[name][col]['chamfer']:.4f}"
             ax.set_title(title, fontsize=7)
             ax.set_axis_off()
     fig.tight_layout()
@@ -478,6 +590,8 @@ STUDY = Study(
     quick={
         "targets": 2,
         "deform_iterations": 100,
+        "deform_points": 1024,
+        "mesh_subdivisions": 3,
         "train_shapes": 32,
         "test_shapes": 8,
         "cloud_points": 256,
@@ -489,6 +603,8 @@ STUDY = Study(
         "targets": 1,
         "deform_iterations": 10,
         "deform_points": 256,
+        "mesh_subdivisions": 2,
+        "monitor_every": 5,
         "train_shapes": 8,
         "test_shapes": 4,
         "cloud_points": 64,

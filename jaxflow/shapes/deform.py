@@ -19,7 +19,7 @@ from jaxflow.metrics.distances import chamfer
 from jaxflow.nn.mlp import MLPVelocity, init_mlp, velocity_fn
 from jaxflow.ot.sliced import projected_wasserstein, random_directions
 from jaxflow.sampling.ode import sample
-from jaxflow.shapes.meshes import Mesh, sample_surface
+from jaxflow.shapes.meshes import Mesh, mesh_measure, sample_surface
 
 
 def DeformationField(hidden=(128, 128, 128), activation: str = "tanh") -> MLPVelocity:  # noqa: N802 - a constructor
@@ -43,11 +43,12 @@ def min_jacobian_determinant(module: MLPVelocity, params, points: jax.Array, *, 
 
 
 def sliced_loss(n_projections: int = 100, p: float = 2.0) -> Callable:
-    """SW_p^p between two clouds with fresh directions per call: loss(key, x, y)."""
+    """SW_p^p between two (weighted) clouds with fresh directions per call: loss(key, x, y, a=None, b=None), a and
+    b the masses of x and y (uniform when None)."""
 
-    def loss(key, x, y):
+    def loss(key, x, y, a=None, b=None):
         theta = random_directions(key, n_projections, x.shape[1], x.dtype)
-        return jnp.mean(projected_wasserstein(theta, x, y, p))
+        return jnp.mean(projected_wasserstein(theta, x, y, p, a, b))
 
     return loss
 
@@ -60,28 +61,51 @@ def chamfer_loss(key, x, y):
 def fit_deformation(
     key: jax.Array,
     template: Mesh,
-    target_points: jax.Array,
+    target: jax.Array | Mesh,
     *,
     loss: str | Callable = "sw",
+    encoding: str = "points",
     module: MLPVelocity | None = None,
     iterations: int = 300,
     n_points: int = 1024,
     lr: float = 1e-3,
     ode_steps: int = 8,
     n_projections: int = 100,
+    monitor: Callable | None = None,
+    monitor_every: int = 25,
 ):
-    """Fit a neural-ODE deformation of `template` to target surface points [m, 3].
+    """Fit a neural-ODE deformation of `template` to a target.
 
-    loss: "sw" (SW₂², `n_projections` fresh directions per iteration), "chamfer", or a callable loss(key, x, y).
-    Each iteration samples `n_points` on the deformed template and as many target points.
-    Returns (module, params, {"loss": [iterations], "seconds_per_iteration": float (compile excluded)}).
+    encoding:
+      "points": each iteration compares `n_points` surface samples of the deformed template with as many of the
+        target points ([m, 3]; a `Mesh` target is sampled once, 4·`n_points` points);
+      "mesh": both meshes as measures, triangle centroids with area masses (`mesh_measure`; the target must be a
+        `Mesh`); the loss must accept masses, loss(key, x, y, a, b) ("sw" does, Chamfer does not).
+    loss: "sw" (SW₂², `n_projections` fresh directions per iteration), "chamfer", or a callable loss(key, x, y[, a, b]).
+    monitor: optional params -> float, evaluated every `monitor_every` iterations and at the end, outside the timed
+      training (e.g. a quality score, to time the fit to a given quality).
+    Returns (module, params, {"loss": [iterations], "seconds_per_iteration": float (compile excluded),
+    "monitor": [(iteration, training seconds so far, value)]}).
     """
+    if encoding not in ("points", "mesh"):
+        raise ValueError(f"unknown encoding {encoding!r}; use 'points' or 'mesh'")
     module = DeformationField() if module is None else module
     loss_fn = (
         {"sw": sliced_loss(n_projections), "chamfer": chamfer_loss}.get(loss, loss) if isinstance(loss, str) else loss
     )
     if isinstance(loss_fn, str):
         raise ValueError(f"unknown loss {loss!r}; use 'sw', 'chamfer' or a callable")
+    if encoding == "mesh":
+        if not isinstance(target, Mesh):
+            raise TypeError("encoding='mesh' needs the target as a Mesh (its triangles carry the masses)")
+        if loss_fn is chamfer_loss:
+            raise ValueError("the Chamfer loss takes no masses: use encoding='points' with it")
+        target_support, target_mass = mesh_measure(target)
+    elif isinstance(target, Mesh):
+        key, k_target = jax.random.split(key)
+        target_points = sample_surface(k_target, target, 4 * n_points)[0]
+    else:
+        target_points = target
     k_init, k_loop = jax.random.split(key)
     params = init_mlp(k_init, module, 3)
     # start at the identity map: zero the last layer, so the initial field vanishes
@@ -93,6 +117,9 @@ def fit_deformation(
     def objective(prm, k):
         k_s, k_t, k_l = jax.random.split(k, 3)
         moved = deform(module, prm, template.vertices, steps=ode_steps)
+        if encoding == "mesh":
+            support, mass = mesh_measure(Mesh(moved, template.faces))
+            return loss_fn(k_l, support, target_support, mass, target_mass)
         pts, _ = sample_surface(k_s, Mesh(moved, template.faces), n_points)
         idx = jax.random.choice(k_t, target_points.shape[0], (n_points,), replace=n_points > target_points.shape[0])
         return loss_fn(k_l, pts, target_points[idx])
@@ -107,10 +134,18 @@ def fit_deformation(
     params, state, v0 = step(params, state, keys[0])
     jax.block_until_ready(params)
     history = [float(v0)]
+    watched = []
+    trained = 0.0  # seconds of training after the first (compiling) step, monitor excluded
     t0 = time.perf_counter()
-    for k in keys[1:]:
+    for i, k in enumerate(keys[1:], start=1):
         params, state, v = step(params, state, k)
         history.append(v)
+        if monitor is not None and (i % monitor_every == 0 or i == iterations - 1):
+            jax.block_until_ready(params)
+            trained += time.perf_counter() - t0
+            watched.append((i, trained, float(monitor(params))))
+            t0 = time.perf_counter()
     jax.block_until_ready(params)
-    per_iter = (time.perf_counter() - t0) / max(1, iterations - 1)
-    return module, params, {"loss": [float(v) for v in history], "seconds_per_iteration": per_iter}
+    trained += time.perf_counter() - t0
+    per_iter = trained / max(1, iterations - 1)
+    return module, params, {"loss": [float(v) for v in history], "seconds_per_iteration": per_iter, "monitor": watched}

@@ -145,6 +145,15 @@ def face_areas(mesh: Mesh) -> jax.Array:
     return 0.5 * jnp.linalg.norm(jnp.cross(b - a, c - a), axis=1)
 
 
+def mesh_measure(mesh: Mesh) -> tuple[jax.Array, jax.Array]:
+    """The mesh as a probability measure: its triangle centroids [F, 3] with masses proportional to their areas [F]
+    (summing to 1), the encoding Le et al. (2023) use for a mesh under sliced Wasserstein. Differentiable in the
+    vertices (both the support and the masses move with them)."""
+    v, f = _check_mesh(mesh)
+    areas = face_areas(Mesh(v, f))
+    return v[f].mean(axis=1), areas / jnp.sum(areas)
+
+
 def face_normals(mesh: Mesh) -> jax.Array:
     v, f = _check_mesh(mesh)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]

@@ -86,3 +86,51 @@ def test_amortized_distance_at_infinite_kappa_is_max_sw_at_the_maximiser():
     big = float(S.amortized_vmf_sw(jax.random.key(0), x, y, e1, kappa=1e4))
     small = float(S.amortized_vmf_sw(jax.random.key(0), x, y, e1, kappa=1.0))
     assert big == pytest.approx(at_max, rel=0.01) and small < 0.9 * at_max
+
+
+def test_mesh_measure_against_surface_sampling():
+    """The centroid measure (area masses) has the surface's mean and second moments up to the triangles' size:
+    compare with many uniform surface samples (a second, Monte Carlo, route)."""
+    _, mesh = S.random_shape(jax.random.key(3), "superquadric", subdivisions=4)
+    support, mass = S.mesh_measure(mesh)
+    assert support.shape == (mesh.faces.shape[0], 3) and np.isclose(float(mass.sum()), 1.0, atol=1e-6)
+    pts = np.asarray(S.sample_surface(jax.random.key(4), mesh, 400_000)[0], np.float64)
+    mean = np.asarray(mass) @ np.asarray(support, np.float64)
+    np.testing.assert_allclose(mean, pts.mean(0), atol=5e-3)
+    cov = (np.asarray(support) - mean).T @ ((np.asarray(support) - mean) * np.asarray(mass)[:, None])
+    np.testing.assert_allclose(cov, np.cov(pts.T), atol=5e-3)
+
+
+def test_deformation_of_a_sphere_onto_a_larger_sphere_under_both_encodings():
+    """Closed form: the fitted flow must move the unit icosphere onto the sphere of radius 1.3 (mean radius of the
+    moved vertices), whether the meshes are compared as point samples or as measures (centroids with area masses)."""
+    template = target = S.icosphere(2)  # the same mesh: scaling by 1.3 matches exactly
+    target = S.Mesh(1.3 * target.vertices, target.faces)
+    for encoding in ("points", "mesh"):
+        module, params, hist = S.fit_deformation(
+            jax.random.key(0),
+            template,
+            target,
+            encoding=encoding,
+            iterations=100,
+            n_points=256,
+            lr=3e-3,
+            monitor=lambda p: 0.0,
+            monitor_every=50,
+        )
+        r = jnp.linalg.norm(S.deform(module, params, template.vertices), axis=1)
+        assert abs(float(r.mean()) - 1.3) < 0.03, (encoding, float(r.mean()))
+        assert [i for i, _, _ in hist["monitor"]] == [50, 99]
+        times = [t for _, t, _ in hist["monitor"]]
+        assert times == sorted(times) and times[0] > 0
+
+
+def test_deformation_encodings_refuse_what_they_cannot_do():
+    template = S.icosphere(1)
+    pts = S.sample_surface(jax.random.key(0), template, 64)[0]
+    with pytest.raises(TypeError, match="Mesh"):
+        S.fit_deformation(jax.random.key(0), template, pts, encoding="mesh", iterations=2)
+    with pytest.raises(ValueError, match="Chamfer"):
+        S.fit_deformation(jax.random.key(0), template, template, encoding="mesh", loss="chamfer", iterations=2)
+    with pytest.raises(ValueError, match="encoding"):
+        S.fit_deformation(jax.random.key(0), template, pts, encoding="voxels", iterations=2)

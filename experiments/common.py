@@ -68,11 +68,27 @@ def non_empty(cfg: Any, *names: str) -> None:
 
 # ---- training and pictures shared by the studies ----
 def train_params(
-    loss, params, cfg: Any, steps: int, *, key, data_fn=None, source=None, unroll=1, chunk=None, desc="train"
+    loss,
+    params,
+    cfg: Any,
+    steps: int,
+    *,
+    key,
+    data_fn=None,
+    source=None,
+    unroll=1,
+    chunk=None,
+    desc="train",
+    ema: bool = False,
+    checkpoints: tuple[int, ...] = (),
+    at_checkpoint=None,
 ):
     """Adam(cfg.lr) through the library's `make_train_step` and `fit` (chunks of `cfg.steps_per_call`, progress bar
     from `cfg.progress`); `key` is the run's key (it draws `data_fn`'s batches and the loss's noise). Returns (final
-    params, wall seconds including compilation)."""
+    params, or their EMA (decay 0.999) with `ema`; wall seconds of training including compilation).
+
+    One continued run: at each step count in `checkpoints` (below `steps`) `at_checkpoint(step, params)` is called
+    with the params as returned (its time is not counted), and training goes on with the same optimiser state."""
     import time
 
     import jax
@@ -84,17 +100,24 @@ def train_params(
     t0 = time.perf_counter()
     state = TrainState.create(key, params, optimizer)
     step = make_train_step(loss, optimizer, data_fn=data_fn, unroll=unroll)
-    state, _ = fit(
-        state,
-        step,
-        steps,
-        steps_per_call=chunk or cfg.steps_per_call,
-        batches_fn=source,
-        progress=cfg.progress,
-        desc=desc,
-    )
-    jax.block_until_ready(state.params)
-    return state.params, time.perf_counter() - t0
+    pick = (lambda s: s.ema_params) if ema else (lambda s: s.params)  # noqa: E731
+    seconds = 0.0
+    for budget in (*sorted(c for c in checkpoints if c < steps), steps):  # fit counts to a total step
+        state, _ = fit(
+            state,
+            step,
+            budget,
+            steps_per_call=chunk or cfg.steps_per_call,
+            batches_fn=source,
+            progress=cfg.progress,
+            desc=desc,
+        )
+        jax.block_until_ready(state.params)
+        seconds += time.perf_counter() - t0
+        if budget < steps and at_checkpoint is not None:
+            at_checkpoint(budget, pick(state))
+        t0 = time.perf_counter()
+    return pick(state), seconds
 
 
 def train_cosine(loss, params, lr: float, steps: int, data_fn, key, cfg: Any, desc: str, checkpoints=()):

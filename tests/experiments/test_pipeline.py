@@ -313,3 +313,45 @@ def test_a_unit_outside_a_run_is_a_plain_call_and_names_are_unique(tmp_path):
     study = Study("pieces", PiecesConfig, twice, claims=())
     with pytest.raises(ValueError, match="unique"):
         execute(study, study.configure(out_dir=str(tmp_path / "p")))
+
+
+def test_train_params_checkpoints_continue_one_run():
+    """Checkpoints along `train_params` do not restart anything: the final params equal those of one uninterrupted
+    run (same optimiser state, same batches), and the callback sees the params at each checkpoint."""
+    from dataclasses import dataclass as dc
+
+    import jax.numpy as jnp
+
+    from experiments.common import train_params
+
+    @dc(frozen=True)
+    class C:
+        lr: float = 0.05
+        steps_per_call: int = 7
+        progress: bool = False
+
+    target = jnp.array([1.0, -2.0, 0.5])
+
+    def loss(p, batch, key):
+        value = jnp.mean((p["w"] - target - 0.1 * batch["x1"]) ** 2)
+        return value, {"loss": value}
+
+    data_fn = lambda k: {"x1": jax.random.normal(k, (3,))}  # noqa: E731
+    p0 = {"w": jnp.zeros(3)}
+    seen = []
+    whole, _ = train_params(loss, p0, C(), 40, key=jax.random.key(0), data_fn=data_fn, ema=True)
+    parts, _ = train_params(
+        loss,
+        p0,
+        C(),
+        40,
+        key=jax.random.key(0),
+        data_fn=data_fn,
+        ema=True,
+        checkpoints=(10, 25),
+        at_checkpoint=lambda step, p: seen.append((step, np.asarray(p["w"]))),
+    )
+    np.testing.assert_allclose(parts["w"], whole["w"], rtol=1e-6)
+    assert [s for s, _ in seen] == [10, 25] and not np.allclose(seen[0][1], seen[1][1])
+    raw, _ = train_params(loss, p0, C(), 40, key=jax.random.key(0), data_fn=data_fn)
+    assert not np.allclose(raw["w"], whole["w"])  # the EMA is what `ema` returns

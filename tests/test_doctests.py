@@ -11,6 +11,7 @@ MODULES = [
     "jaxflow.losses.cfm",
     "jaxflow.paths.discrete",
     "jaxflow.manifolds.sphere",
+    "jaxflow.metrics.distances",
 ]
 
 

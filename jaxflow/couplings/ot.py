@@ -114,11 +114,20 @@ _ASSIGNMENT_SOLVERS = {"network_simplex": NetworkSimplex, "auction": Auction}
 
 
 class ExactOTCoupling(CostCoupling):
-    """Minibatch OT with an exact assignment solver on the squared-Euclidean cost.
+    """Minibatch OT with an exact assignment solver on the squared-Euclidean cost (OT-CFM, Tong et al. 2024).
 
-    solver: an `AssignmentSolver` object or a shorthand: `NetworkSimplex()` (POT on host threads, the default) or
-    `Auction()` (on the device). on_nonconvergence: `warn` (default), `raise` or `ignore` when the solver stops at its
-    iteration cap (the pairs are then a valid permutation but not an optimal one).
+    Called as `coupling(key, x0 [B, ...], x1 [B, ...], labels=None) -> Pairing`: x1 (and its labels) reordered so
+    that (x0_i, x1_i) is the optimal assignment of the batch.
+
+    Args:
+        mode: "resample" (draw pairs from the plan, as TorchCFM) or "permutation" (apply the assignment).
+        solver: an `AssignmentSolver` object or a shorthand: `NetworkSimplex()` ("network_simplex", POT on host
+            threads, the default) or `Auction()` ("auction", ε-scaling auction on the device).
+        on_nonconvergence: "warn" (default), "raise" or "ignore" when the solver stops at its iteration cap (the
+            pairs are then a valid permutation but not an optimal one).
+
+    Raises:
+        ValueError: an unknown mode, solver name or `on_nonconvergence`; at call time, empty or non-finite points.
     """
 
     mode: str = eqx.field(default="resample", static=True)
@@ -170,16 +179,29 @@ class ExactOTCoupling(CostCoupling):
 
 
 class SinkhornCoupling(CostCoupling):
-    """Minibatch entropic OT with ott-jax Sinkhorn on the squared-Euclidean cost.
+    """Minibatch entropic OT with ott-jax Sinkhorn on the squared-Euclidean cost; pairs drawn from the plan.
 
-    ε is `epsilon` × mean(C) when `relative` (default; mean over the batch cost matrix) and absolute otherwise.
-    Stopping: ott's L1 marginal error below `threshold`. `anderson` > 0 turns on ott's Anderson acceleration with
-    that memory (about 3× fewer iterations on the 2-D benchmark at the same plan); 0 gives plain Sinkhorn.
-    on_nonconvergence: `warn` (default), `raise` or `ignore` when Sinkhorn stops at `max_iterations` before the
-    threshold (the plan is then not the entropic optimum; under jit the report is a host callback run only then).
-    sinkhorn: an ott-jax `Sinkhorn` solver object to use as it is (any of its options: momentum, initializers,
-    another acceleration, implicit differentiation, ...); `threshold`, `max_iterations` and `anderson` then are not
-    used (passing both is refused). Its convergence is reported as above.
+    Called as `coupling(key, x0 [B, ...], x1 [B, ...], labels=None) -> Pairing`.
+
+    Args:
+        epsilon: the entropic regularisation: ε = `epsilon` × mean(C) when `relative`, else ε = `epsilon`.
+        relative: scale ε by the batch's mean cost (default True).
+        mode: "resample" (draw pairs from the plan) or "permutation".
+        threshold: stop once ott's L1 marginal error is below it.
+        max_iterations: the most Sinkhorn iterations.
+        anderson: Anderson acceleration memory (> 1; about 3× fewer iterations on the 2-D benchmark at the same
+            plan); 0 gives plain Sinkhorn.
+        on_nonconvergence: "warn" (default), "raise" or "ignore" when Sinkhorn stops at `max_iterations` before
+            the threshold (the plan is then not the entropic optimum; under jit the report is a host callback run
+            only then).
+        sinkhorn: an ott-jax `Sinkhorn` solver object to use as it is (momentum, initializers, another
+            acceleration, implicit differentiation, ...); `threshold`, `max_iterations` and `anderson` are then not
+            used (passing both is refused). Its convergence is reported as above.
+
+    Raises:
+        ValueError: ε ≤ 0, an unknown mode or `on_nonconvergence`, an Anderson memory of 1, options given beside
+            a `sinkhorn` object.
+        TypeError: `sinkhorn` that is not an ott-jax `Sinkhorn`.
     """
 
     epsilon: float = 0.01

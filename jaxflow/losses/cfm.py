@@ -133,13 +133,33 @@ def cfm_loss(
     label_dropout: float = 0.0,
     null_label: int | None = None,
 ) -> RegressionLoss:
-    """Build the (weighted) CFM objective  E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B.
+    """Build the (weighted) conditional flow-matching objective E_t Σ_i w_i ‖v_θ(t, x_t^i) − u_t^i‖² / B
+    (Lipman et al. 2023; Tong et al. 2024 for the couplings).
 
     The squared error is averaged over the event dimensions (as the reference PyTorch implementation does), then
-    weighted by the coupling's weights (all ones except for W-CFM) and averaged over the batch. `target` swaps the
-    regression target (a `Target` object; default: the path's velocity u_t).
-    With `conditional=True` the pairing's labels are passed to the velocity as `cond`; `label_dropout=p` replaces
-    each by `null_label` with probability p (classifier-free guidance, Ho & Salimans 2022).
+    weighted by the coupling's weights (all ones except for W-CFM) and averaged over the batch.
+
+    Args:
+        velocity: the model boundary `v(params, t, x, cond) -> [B, ...]` (t [B], x [B, ...]).
+        path: the probability path (a `ProbabilityPath`, e.g. `AffinePath(scheduler)`); default Cond-OT
+            (x_t = (1 − t)x0 + t·x1).
+        coupling: how x0 and x1 are paired (a `Coupling`: `IndependentCoupling`, `ExactOTCoupling`,
+            `SinkhornCoupling`, `GibbsWeightedCoupling`, ...); default independent pairs.
+        time_sampler: draws t (a `TimeSampler`); default U[0, 1].
+        target: the regression target, a `Target` object read from the `PathSample` (`VelocityTarget`,
+            `NoiseTarget`, `ScoreTarget`, `DataTarget`) or its short name; default the path's velocity u_t.
+        conditional: pass the pairing's labels (batch["labels"], [B] int) to the velocity as `cond`.
+        label_dropout: probability of replacing each label by `null_label` (classifier-free guidance,
+            Ho & Salimans 2022), in [0, 1].
+        null_label: the label that means "no condition" (needed when `label_dropout` > 0).
+
+    Returns:
+        A `RegressionLoss`, called as `loss(params, batch, key) -> (scalar, aux)` with batch {"x1": [B, ...],
+        optionally "x0" (else drawn from N(0, I)) and "labels"}.
+
+    Raises:
+        ValueError: label dropout without a null label, a probability outside [0, 1], an unknown target name;
+            at call time, a batch without "x1", empty or non-finite data.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxflow as jf

@@ -19,9 +19,26 @@ MAX_EXACT_POINTS = 5_000
 
 
 def wasserstein(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"], p: float = 2.0) -> float:
-    """Exact W_p between the uniform empirical measures on x [n, d] and y [m, d] (returns W_p, not its p-th power).
+    """Exact W_p between the uniform empirical measures on two point clouds (W_p itself, not its p-th power).
 
-    Solved on the host by POT's network simplex in float64; n, m ≤ 5,000.
+    Solved on the host by POT's network simplex in float64.
+
+    Args:
+        x: points [n, d], n ≤ 5,000.
+        y: points [m, d], m ≤ 5,000, the same d.
+        p: the order, ≥ 1 (the ground cost is ‖x − y‖^p).
+
+    Returns:
+        W_p as a Python float.
+
+    Raises:
+        ValueError: empty or non-finite clouds, different dimensions, more than 5,000 points, p < 1.
+
+    Example:
+        >>> import numpy as np, jaxflow as jf
+        >>> x = np.zeros((3, 2)); y = x + np.array([3.0, 4.0])  # every point moves by (3, 4)
+        >>> round(jf.metrics.wasserstein(x, y), 6)
+        5.0
     """
     x, y = (np.asarray(a, np.float64) for a in check_point_clouds(x, y))
     if x.shape[1] != y.shape[1]:
@@ -43,7 +60,20 @@ def mmd(
     bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0),
     unbiased: bool = True,
 ) -> jax.Array:
-    """Squared MMD with a sum of RBF kernels exp(−‖a − b‖² / (2h²)) over `bandwidths` h. x [n, d], y [m, d]."""
+    """Squared maximum mean discrepancy with a sum of RBF kernels exp(−‖a − b‖² / (2h²)) over `bandwidths` h.
+
+    Args:
+        x: points [n, d].
+        y: points [m, d], the same d.
+        bandwidths: the kernel widths h (positive).
+        unbiased: the U-statistic (diagonals left out; can be slightly negative) or the V-statistic.
+
+    Returns:
+        MMD² as a scalar array.
+
+    Raises:
+        ValueError: empty or non-finite clouds, different dimensions, a bandwidth ≤ 0.
+    """
     x, y = check_point_clouds(x, y)
     if any(h <= 0 for h in bandwidths):
         raise ValueError(f"bandwidths must be positive, got {bandwidths}")
@@ -69,7 +99,15 @@ def sliced_wasserstein(key: jax.Array, x, y, n_projections: int = 256, p: float 
 
 
 def energy_distance(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"]) -> jax.Array:
-    """Energy distance 2E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ (V-statistic). x [n, d], y [m, d]."""
+    """Energy distance 2E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ (V-statistic).
+
+    Args:
+        x: points [n, d].
+        y: points [m, d], the same d.
+
+    Returns:
+        The energy distance as a scalar array (≥ 0).
+    """
     x, y = check_point_clouds(x, y)
 
     def mean_dist(a, b):
@@ -83,7 +121,15 @@ __all__ = ["MAX_EXACT_POINTS", "energy_distance", "mmd", "sliced_wasserstein", "
 
 def chamfer(x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"]) -> jax.Array:
     """Chamfer pseudo-distance: mean squared distance from each point of x to its nearest point of y, plus the same
-    from y to x (a dense [n, m] distance matrix; differentiable)."""
+    from y to x (a dense [n, m] distance matrix; differentiable).
+
+    Args:
+        x: points [n, d].
+        y: points [m, d], the same d.
+
+    Returns:
+        The Chamfer distance as a scalar array.
+    """
     x, y = check_point_clouds(jnp.asarray(x), jnp.asarray(y))
     d = sqeuclidean_cost(x, y)
     return jnp.mean(jnp.min(d, axis=1)) + jnp.mean(jnp.min(d, axis=0))

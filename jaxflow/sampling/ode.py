@@ -104,23 +104,43 @@ def sample(
 ) -> SampleOutput:
     """Integrate dx/dt = v(t, x) from t0 to t1 (t1 < t0 runs backwards in time) with diffrax.
 
-    velocity: `v(t, x)` with x [B, ...]; or, when `params` is given, the model boundary `v(params, t, x, cond)`.
-      Its output must have x's shape and dtype (checked once at trace time).
-    solver: any `diffrax.AbstractSolver` instance (e.g. `diffrax.Ralston()`, `diffrax.Tsit5()`, a user subclass of
-      `diffrax.AbstractERK`), or a shorthand from `_SOLVER_NAMES` (a name behaves exactly as its object). Step control:
-      an explicit `stepsize_controller` wins; then the time `grid` [N+1] from t0 to t1; then `steps` uniform steps;
-      otherwise a solver with an embedded error estimate (Heun, Tsit5, Dopri5, ...) runs under a PID controller with
-      `rtol`, `atol`, `pcoeff`, `icoeff`, and one without (Euler) takes 100 uniform steps.
-    adjoint: passed to diffeqsolve (default: diffrax's recursive checkpointing). `params` reach the solver as
-      diffrax's `args`, so `diffrax.BacksolveAdjoint()` differentiates them; it cannot differentiate values a
-      `v(t, x)` closure captures (a diffrax limitation): pass those as `params`.
-    throw: raise on solver failure (diffrax's `throw`) and on a non-finite velocity or final state (an error that
-      also works under jit). With `throw=False` failures are left to the caller (see `SampleOutput.result`).
-    save_trajectory: False; True (101 uniform times); an int (that many uniform times); or an array of times.
-    manifold: a `jaxflow.manifolds.Manifold`: x0 must lie on it; the velocity is evaluated at `projx` of each stage's
-      point and made tangent there (`proju`), and each step ends with `projx` (`ProjectedSolver`), so samples stay on
-      the manifold to round-off (docs/manifolds.md).
-    Returns `SampleOutput`; `nfe` counts velocity evaluations of the whole batch (one ODE state), for any solver.
+    Args:
+        velocity: `v(t, x) -> [B, ...]` with x of shape [B, ...]; or, when `params` is given, the model boundary
+            `v(params, t, x, cond)`. Its output must have x's shape and dtype (checked once at trace time).
+        x0: the start points, float [B, ...] (B is the batch axis; any trailing shape).
+        params: the model's parameters (a pytree), passed as diffrax's `args` so that every adjoint reaches them.
+        cond: the condition passed to the model boundary (labels [B], or any pytree), or None.
+        solver: any `diffrax.AbstractSolver` instance (`diffrax.Ralston()`, `diffrax.Tsit5()`, a user subclass of
+            `diffrax.AbstractERK`, ...) or a shorthand name ("euler", "heun", "midpoint", "rk4", "tsit5",
+            "dopri5", ...) that behaves exactly as its object.
+        steps: uniform steps from t0 to t1 (fixed-step integration).
+        t0: start time (a number or a scalar array).
+        t1: end time.
+        grid: a time grid [N + 1] from t0 to t1 (non-uniform fixed steps); wins over `steps`.
+        stepsize_controller: any `diffrax.AbstractStepSizeController`; wins over `grid` and `steps`. Without all
+            three, a solver with an embedded error estimate (Heun, Tsit5, Dopri5, ...) runs under a PID controller
+            with `rtol`, `atol`, `pcoeff`, `icoeff`, and one without (Euler) takes 100 uniform steps.
+        rtol: relative tolerance of the adaptive controller.
+        atol: absolute tolerance of the adaptive controller.
+        pcoeff: proportional coefficient of the PID controller.
+        icoeff: integral coefficient of the PID controller.
+        adjoint: passed to `diffeqsolve` (default: diffrax's recursive checkpointing). `diffrax.BacksolveAdjoint()`
+            differentiates `params` but not values a `v(t, x)` closure captures (a diffrax limitation).
+        throw: raise on solver failure (diffrax's `throw`) and on a non-finite velocity or final state (an error
+            that also works under jit). With False, failures are left to the caller (`SampleOutput.result`).
+        save_trajectory: False; True (101 uniform times); an int (that many uniform times); or an array of times.
+        max_steps: the most solver steps before failing.
+        manifold: a `jaxflow.manifolds.Manifold`: x0 must lie on it; the velocity is evaluated at `projx` of each
+            stage's point and made tangent there (`proju`), and each step ends with `projx` (`ProjectedSolver`), so
+            samples stay on the manifold to round-off (docs/manifolds.md).
+
+    Returns:
+        `SampleOutput`: `x` [B, ...] at t1, `nfe` (velocity evaluations of the whole batch, for any solver),
+        `trajectory` [T, B, ...] and `ts` [T] when saved, and diffrax's `result`.
+
+    Raises:
+        ValueError: x0 without a batch axis, an unknown solver name, bad `steps`/`max_steps`/times, a velocity of
+            the wrong shape or dtype, x0 off the manifold.
 
     Example:
         >>> import jax.numpy as jnp, jaxflow as jf

@@ -317,12 +317,36 @@ def fit(
 ) -> tuple[TrainState, list[dict]]:
     """Train `state` to `num_steps` total steps with `step_fn` from `make_train_step`.
 
-    Resumes from the newest readable checkpoint in `checkpoint_dir` when there is one (see the module docstring).
-    A checkpoint is written at the first chunk boundary at or past every multiple of `checkpoint_every` (default:
-    10 chunks) and at the end. `config` (a dict or dataclass, e.g. the study's config) is stored with every
-    checkpoint and checked on resume. `batches_fn(step, n)` supplies stacked batches [n, B, ...] when the step does
-    not draw its own. Writes `metrics.jsonl` and `loss.png` under `log_dir`.
-    A non-finite loss raises `NonFiniteLossError` naming the step; the newest checkpoint stays the last good one.
+    Resumes from the newest readable checkpoint in `checkpoint_dir` when there is one (see the module docstring), so
+    a killed run started again loses and repeats no step. A non-finite loss stops training with `NonFiniteLossError`
+    naming the step; the newest checkpoint stays the last good one.
+
+    Args:
+        state: the `TrainState` to train (its `step` counts from where it is: a state at step k trains k → num_steps).
+        step_fn: `step_fn(state, batches, n) -> (state, metrics)` from `make_train_step` (n steps per call).
+        num_steps: the total step count to reach (not the number of steps to add).
+        steps_per_call: steps per compiled call (one `lax.scan`); also the granularity of logs and checkpoints.
+        batches_fn: `batches_fn(step, n)` returning stacked batches [n, B, ...] when the step does not draw its
+            own (`make_train_step(data_fn=...)`); e.g. an `ArraySource` or a `Prefetch`.
+        checkpoint_dir: a folder for orbax checkpoints (created; resumed from), or None for none.
+        checkpoint_every: steps between checkpoints (written at the first chunk boundary at or past each multiple,
+            and at the end); default 10 calls.
+        keep_checkpoints: how many checkpoints to keep.
+        config: a dict or dataclass (e.g. the study's config) stored with every checkpoint and checked on resume.
+        allow_config_change: resume even when `config` differs from the checkpoint's.
+        eval_fn: `eval_fn(state) -> dict` of numbers, logged every `eval_every` steps.
+        eval_every: steps between evaluations.
+        log_dir: a folder for `metrics.jsonl` and `loss.png`, or None.
+        progress: show a tqdm progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        (the trained state, the list of logged records: one dict per call with step, loss, steps/s and any metric).
+
+    Raises:
+        NonFiniteLossError: a non-finite loss (or metric), with the step it appeared at.
+        ConfigMismatchError: `config` differs from the checkpoint's and `allow_config_change` is False.
+        ValueError: a bad `num_steps`, `steps_per_call`, `checkpoint_every` or `eval_every`.
     """
     check_count(steps_per_call, "steps_per_call")
     if not isinstance(num_steps, int | np.integer) or num_steps < 0:

@@ -52,36 +52,56 @@ def make_train_step(
     function), `gradient_fn` (whole-batch or sharded gradients), `step_fn` (one update), `compile_step` (the chunk
     scan, sweep and overlap).
 
-    metrics: {'loss': [steps], 'finite': [steps], ...aux} (with a leading sweep axis when `sweep`).
-    mesh: shard the batch over the mesh's 'data' axis (state stays replicated).
-    split: data parallelism in the pmap style. The global batch is cut into `split` equal shards; shard i's loss
-      is evaluated with its own key `fold_in(k_loss, i)` and the gradients (and losses, aux) are averaged. With a
-      mesh the shards are laid over the 'data' axis (default: one shard per device; `split` must be a multiple of
-      the device count): each device differentiates its own shards and the averages travel as ONE flat buffer in
-      one all-reduce per step. The result depends on `split`, not on the device count: one device with
-      `split=8` trains exactly like eight devices. `split=1` (the default without a mesh): the loss sees the whole
-      global batch (an OT pairing is then over the global batch); with a mesh the compiler partitions it and
-      reduces every gradient leaf separately (XLA:CPU runs one rendezvous per leaf, ~4× slower on fake devices).
-    sweep: vmap over a stacked TrainState (seeds or hyper-parameters trained in one compiled program).
-    donate: donate the input state's buffers (saves memory on accelerators; the passed state is then unusable).
-    draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step. The
-      batches are the same (same per-step keys); what changes is the schedule: host work in `data_fn` (an exact OT
-      pairing through a callback, see `couplings.pair_in_data`) becomes one call for the chunk, solved in parallel.
-      None (default): automatic. When the loss's coupling field solves on host threads (`pairs_on_host`, the
-      exact network simplex), the loss is built with `data_fn` and pairs over the whole batch (`split=1`), the
-      pairing is moved into the data function and the chunk is paired ahead in one call: the same objective with
-      pairs drawn from the data key instead of the loss key, ×2-3 faster on a CPU. Pass False to keep it in the loss.
-    overlap: with a drawn-ahead chunk (`draw_ahead`), draw and pair chunk k + 1 while chunk k trains: the chunk's
-      batches come from a program of their own, dispatched asynchronously before the training program, so host
-      pairing threads and XLA's training threads run at the same time. The batches are the same as without it (same
-      per-step keys), so the training is identical. None (default): on when the pairing was moved ahead
-      automatically (a host coupling) and the default backend is an accelerator (on a CPU the pairing threads and
-      the training share the cores: measured ×0.92–0.98 of the serial schedule on 2 cores). The returned step then
-      keeps one chunk of batches in hand; `fit` tells it the run's length so that no chunk past the end is paired.
-    unroll: passed to `lax.scan`. On CPU, XLA runs the gradient of a convolution inside a while loop about 20×
-      slower than outside one (a UNet training step on the 8×8 digits: 4.7 s in a scan, 0.22 s unrolled, jax
-      0.10.2; the forward pass alone is not affected); `unroll=True` compiles the chunk's steps straight-line
-      (compile time grows with `steps`, so keep chunks short for conv nets).
+    Args:
+        loss_fn: `loss(params, batch, key) -> (scalar, aux dict)`, any jaxflow loss or your own.
+        optimizer: an optax `GradientTransformation`.
+        data_fn: `data_fn(key) -> batch`, drawn on device inside the compiled chunk (then `batches` is None);
+            without it, `run` takes stacked `batches` [steps, B, ...].
+        ema_decay: decay of the exponential moving average of the parameters kept in `state.ema_params`.
+        mesh: a `jax.sharding.Mesh` with a 'data' axis: shard the batch over it (the state stays replicated).
+        sweep: vmap over a stacked TrainState (seeds or hyper-parameters trained in one compiled program).
+        donate: donate the input state's buffers (saves memory on accelerators; the passed state is then unusable).
+        draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step
+            (same batches; host pairing becomes one call per chunk). None: automatic (see below).
+        unroll: passed to `lax.scan` (True compiles the chunk straight-line: faster conv gradients on CPU).
+        split: data parallelism in the pmap style: the global batch is cut into `split` shards, each with its own
+            loss key, and gradients are averaged (see below).
+        overlap: draw and pair chunk k + 1 while chunk k trains (with `draw_ahead`). None: automatic.
+
+    Returns:
+        `run(state, batches, steps) -> (state, metrics)` with metrics {'loss': [steps], 'finite': [steps], ...aux}
+        (a leading sweep axis when `sweep`).
+
+    Details:
+        mesh: shard the batch over the mesh's 'data' axis (state stays replicated).
+        split: data parallelism in the pmap style. The global batch is cut into `split` equal shards; shard i's loss is
+          evaluated with its own key `fold_in(k_loss, i)` and the gradients (and losses, aux) are averaged. With a mesh
+          the shards are laid over the 'data' axis (default: one shard per device; `split` must be a multiple of the
+          device count): each device differentiates its own shards and the averages travel as ONE flat buffer in one
+          all-reduce per step. The result depends on `split`, not on the device count: one device with `split=8` trains
+          exactly like eight devices. `split=1` (the default without a mesh): the loss sees the whole global batch (an
+          OT pairing is then over the global batch); with a mesh the compiler partitions it and reduces every gradient
+          leaf separately (XLA:CPU runs one rendezvous per leaf, ~4× slower on fake devices).
+        sweep: vmap over a stacked TrainState (seeds or hyper-parameters trained in one compiled program).
+        donate: donate the input state's buffers (saves memory on accelerators; the passed state is then unusable).
+        draw_ahead: draw the whole chunk's batches with `vmap(data_fn)` before the scan instead of one per step. The
+          batches are the same (same per-step keys); what changes is the schedule: host work in `data_fn` (an exact OT
+          pairing through a callback, see `couplings.pair_in_data`) becomes one call for the chunk, solved in parallel.
+          None (default): automatic. When the loss's coupling field solves on host threads (`pairs_on_host`, the exact
+          network simplex), the loss is built with `data_fn` and pairs over the whole batch (`split=1`), the pairing is
+          moved into the data function and the chunk is paired ahead in one call: the same objective with pairs drawn
+          from the data key instead of the loss key, ×2-3 faster on a CPU. Pass False to keep it in the loss.
+        overlap: with a drawn-ahead chunk (`draw_ahead`), draw and pair chunk k + 1 while chunk k trains: the chunk's
+          batches come from a program of their own, dispatched asynchronously before the training program, so host
+          pairing threads and XLA's training threads run at the same time. The batches are the same as without it (same
+          per-step keys), so the training is identical. None (default): on when the pairing was moved ahead
+          automatically (a host coupling) and the default backend is an accelerator (on a CPU the pairing threads and
+          the training share the cores: measured ×0.92–0.98 of the serial schedule on 2 cores). The returned step then
+          keeps one chunk of batches in hand; `fit` tells it the run's length so that no chunk past the end is paired.
+        unroll: passed to `lax.scan`. On CPU, XLA runs the gradient of a convolution inside a while loop about 20×
+          slower than outside one (a UNet training step on the 8×8 digits: 4.7 s in a scan, 0.22 s unrolled, jax 0.10.2;
+          the forward pass alone is not affected); `unroll=True` compiles the chunk's steps straight-line (compile time
+          grows with `steps`, so keep chunks short for conv nets).
     """
     n_dev = 1 if mesh is None else mesh.shape[DATA_AXIS]
     split = n_dev if split is None else int(split)

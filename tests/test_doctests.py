@@ -12,6 +12,7 @@ MODULES = [
     "jaxflow.paths.discrete",
     "jaxflow.manifolds.sphere",
     "jaxflow.metrics.distances",
+    "jaxflow.paths.affine",
 ]
 
 

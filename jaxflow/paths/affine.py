@@ -18,10 +18,24 @@ PARAMETRISATIONS = ("velocity", "score", "epsilon", "x1")  # shorthand names of 
 
 
 class AffinePath(ProbabilityPath):
-    """x_t = α_t x1 + σ_t x0 with target u_t = α̇_t x1 + σ̇_t x0.
+    """The affine probability path x_t = α_t x1 + σ_t x0 with target velocity u_t = α̇_t x1 + σ̇_t x0
+    (Lipman et al. 2023; Lipman et al. 2024, "Flow Matching Guide and Code", §4).
 
-    `convert` moves a model output between the velocity, score (∇ log p_t), ε- (x0-) and x1-prediction
-    parametrisations. The score conversions assume a standard Gaussian source, x0 ~ N(0, I).
+    `sample(key, x0 [B, ...], x1 [B, ...], t [B] or scalar) -> PathSample` (t, x0, x1, x_t, u_t). `convert` moves a
+    model output between the velocity, score (∇ log p_t), ε- (x0-) and x1-prediction parametrisations; the score
+    conversions assume a standard Gaussian source, x0 ~ N(0, I).
+
+    Args:
+        scheduler: the (α_t, σ_t) schedule, any `Scheduler` object (`CondOTScheduler()`, `VPSDEScheduler()`,
+            `VPTrigScheduler()`, `PolynomialConvexScheduler(n)`, `KineticOptimalScheduler(...)`, your own
+            subclass); default Cond-OT (α_t = t, σ_t = 1 − t).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxflow as jf
+        >>> path = jf.paths.AffinePath(jf.paths.CondOTScheduler())
+        >>> s = path.sample(jax.random.key(0), jnp.zeros((1, 2)), jnp.ones((1, 2)), 0.25)
+        >>> print(s.xt.tolist(), s.ut.tolist())
+        [[0.25, 0.25]] [[1.0, 1.0]]
     """
 
     scheduler: Scheduler = CondOTScheduler()
@@ -68,9 +82,10 @@ def _parametrisation(p, role: str) -> Target:
 
 
 def cond_ot_path() -> AffinePath:
-    """The rectified / Cond-OT path x_t = t x1 + (1 − t) x0."""
+    """The rectified / Cond-OT path x_t = t·x1 + (1 − t)·x0, u_t = x1 − x0: `AffinePath(CondOTScheduler())`."""
     return AffinePath(CondOTScheduler())
 
 
 def vp_trig_path() -> AffinePath:
+    """The trigonometric variance-preserving path x_t = sin(πt/2)·x1 + cos(πt/2)·x0: `AffinePath(VPTrigScheduler())`."""
     return AffinePath(VPTrigScheduler())

@@ -168,15 +168,38 @@ def log_likelihood(
     n_probes: int | None = None,
     probe: str | None = None,
 ) -> LikelihoodOutput:
-    """log p_{t1}(x) of the flow of `velocity` started from the prior at t0.
+    """log p_{t1}(x) of the flow of `velocity` started from the prior at t0, by the instantaneous change of
+    variables (Chen et al. 2018): integrate x and ∫ div v backwards from t1 to t0, then add the prior's log density.
 
-    velocity: `v(t, x)` or, with `params`, the model boundary `v(params, t, x, cond)`.
-    divergence: a `DivergenceEstimator` (`ExactDivergence()`, `HutchinsonDivergence(n_probes, probe)`, a subclass)
-      or the name of one; an estimator that draws probes needs `key`.
-    method, n_probes, probe: the former spelling of `divergence` (deprecated; one release, with a FutureWarning).
-    solver, stepsize_controller, adjoint, throw: as in `jaxflow.sample` (any diffrax solver object or a shorthand;
-      step control as there: a solver with an error estimate runs under a PID controller with rtol/atol unless
-      `steps` or a controller is given). nfe counts evaluations of the augmented field.
+    Args:
+        velocity: `v(t, x)` or, with `params`, the model boundary `v(params, t, x, cond)`.
+        x: the points whose log-likelihood is wanted, float [B, ...].
+        params: the model's parameters.
+        cond: the condition passed to the model boundary.
+        divergence: a `DivergenceEstimator` (`ExactDivergence()`, `HutchinsonDivergence(n_probes, probe)`, your own
+            subclass) or its name ("exact", "hutchinson"); an estimator that draws probes needs `key`.
+        key: the JAX key of the divergence probes.
+        solver: any diffrax solver object or a shorthand, as in `jaxflow.sample`.
+        steps: uniform steps (otherwise adaptive, for a solver with an error estimate).
+        t0: the prior's time.
+        t1: the data's time.
+        stepsize_controller: as in `jaxflow.sample`.
+        rtol: relative tolerance of the adaptive controller.
+        atol: absolute tolerance.
+        adjoint: as in `jaxflow.sample`.
+        throw: as in `jaxflow.sample`.
+        prior_log_prob: log density of the prior at t0, `f(z [B, ...]) -> [B]`; default the standard normal.
+        max_steps: the most solver steps.
+        method: the former spelling of `divergence` (deprecated for one release, with a FutureWarning).
+        n_probes: former spelling (deprecated).
+        probe: former spelling (deprecated).
+
+    Returns:
+        `LikelihoodOutput`: `log_prob` [B] (nats), `bits_per_dim` [B], the prior point `latent` [B, ...], `nfe`
+        (evaluations of the augmented field) and `num_steps`.
+
+    Raises:
+        ValueError: a probing estimator without `key`, an unknown estimator name, bad times or steps.
     """
     if method is not None or n_probes is not None or probe is not None:
         warnings.warn(

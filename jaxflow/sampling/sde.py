@@ -80,12 +80,31 @@ def sample_sde(
     throw: bool = True,
     save_trajectory: bool | int = False,
 ) -> SampleOutput:
-    """Integrate the SDE above from x0 at t0 to t1 with `steps` fixed steps.
+    """Integrate dX = (b ± ε s) dt + √(2ε) dW from x0 at t0 to t1 with `steps` fixed steps (module docstring).
 
-    drift, score: `f(t, x)` with x [B, ...]; or, when `params` is given, model boundaries `f(params, t, x, cond)`.
-    epsilon: ε ≥ 0, a float (vmap-able) or a function of t.
-    solver: a diffrax solver object or a shorthand (`euler`, `heun`); adjoint, throw: as in `jaxflow.sample`.
-    Returns SampleOutput (nfe counts drift-and-score evaluations of the whole batch).
+    Args:
+        drift: b as `f(t, x) -> [B, ...]` with x [B, ...]; or, when `params` is given, the model boundary
+            `f(params, t, x, cond)`.
+        score: s = ∇ log p_t, in the same form as `drift`.
+        x0: the start points, float [B, ...].
+        key: the JAX key of the Brownian motion.
+        epsilon: ε ≥ 0: a float (traced, so the sampler can be vmapped over it) or a function ε(t).
+        solver: a diffrax solver object for additive-noise SDEs (`diffrax.Euler()`, `diffrax.Heun()`,
+            `diffrax.SEA()`, ...) or a shorthand ("euler", "heun").
+        steps: the number of uniform steps.
+        t0: start time.
+        t1: end time (t1 < t0 integrates backwards: the drift's sign flips, not ε's).
+        params: the models' parameters, passed as diffrax's `args`.
+        cond: the condition passed to the model boundaries.
+        adjoint: as in `jaxflow.sample`.
+        throw: as in `jaxflow.sample`.
+        save_trajectory: False; True (101 times); or an int (that many uniform times).
+
+    Returns:
+        `SampleOutput` (`nfe` counts drift-and-score evaluations of the whole batch).
+
+    Raises:
+        ValueError: ε < 0 or non-finite, a bad `steps` or times, fields of the wrong shape, an unknown solver name.
     """
     solver, _ = resolve_solver(solver, _SDE_SOLVER_NAMES)
     x0 = check_array(x0, "x0")

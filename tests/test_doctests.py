@@ -13,6 +13,7 @@ MODULES = [
     "jaxflow.manifolds.sphere",
     "jaxflow.metrics.distances",
     "jaxflow.paths.affine",
+    "jaxflow.ot.gaussian",
 ]
 
 

@@ -114,7 +114,20 @@ def exact_assignment(cost: jax.Array) -> jax.Array:
 
 
 def exact_plan(cost: jax.Array, a: jax.Array | None = None, b: jax.Array | None = None) -> jax.Array:
-    """Exact OT plan [n, m] (general marginals). Jit-able (host callback); not differentiable."""
+    """The exact OT plan for a cost matrix and general marginals (POT's network simplex through a host callback:
+    jit-able, not differentiable).
+
+    Args:
+        cost: the cost matrix [n, m].
+        a: source marginal [n], non-negative (default uniform).
+        b: target marginal [m], non-negative, the same mass as `a` (default uniform).
+
+    Returns:
+        The plan [n, m] (row sums a, column sums b).
+
+    Raises:
+        ValueError: a non-finite cost, marginals of the wrong shape, negative or of unequal mass.
+    """
     cost = check_array(cost, "cost", ndim=2)
     n, m = cost.shape
     a = jnp.full((n,), 1.0 / n, cost.dtype) if a is None else check_array(a, "a", ndim=1).astype(cost.dtype)

@@ -28,10 +28,23 @@ def solve_sinkhorn(
     b: jax.Array | None = None,
     solver: ott_sinkhorn.Sinkhorn | None = None,
 ) -> ott_sinkhorn.SinkhornOutput:
-    """Balanced entropic OT on an explicit cost matrix with absolute ε (same units as the cost).
+    """Balanced entropic OT on an explicit cost matrix with absolute ε (same units as the cost), by ott-jax.
 
     Stopping rule: ott's, i.e. the L1 marginal error of the plan ‖π1 − a‖₁ below `solver.threshold`
     (checked every `inner_iterations`).
+
+    Args:
+        cost: the cost matrix [n, m].
+        epsilon: the entropic regularisation ε > 0, in the cost's units.
+        a: source marginal [n] (default uniform).
+        b: target marginal [m] (default uniform).
+        solver: an ott-jax `Sinkhorn` solver object (any of its options); default `Sinkhorn()`.
+
+    Returns:
+        ott's `SinkhornOutput` (`matrix` the plan [n, m], `f`, `g` the potentials, `converged`, `errors`, ...).
+
+    Raises:
+        ValueError: ε ≤ 0.
     """
     check_positive(epsilon, "epsilon")
     geom = geometry.Geometry(cost_matrix=cost, epsilon=epsilon)

@@ -13,9 +13,16 @@ from jaxflow._deprecation import key_first
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """step: int32 []; params, opt_state, ema_params: pytrees; key: raw uint32 key data [2] (checkpointable).
+    """Everything a training run carries from step to step (a pytree: checkpointable with orbax, shardable).
 
     The key of step s is fold_in(key, s), so a resumed run draws exactly the randoms an uninterrupted one would.
+
+    Attributes:
+        step: the number of steps taken, int32 [].
+        params: the model's parameters (a pytree).
+        opt_state: the optax optimiser's state.
+        ema_params: the exponential moving average of `params` (decay set by `make_train_step(ema_decay=)`).
+        key: the run's key as raw uint32 key data [2] (a typed key is converted by `create`).
     """
 
     step: jax.Array
@@ -27,6 +34,16 @@ class TrainState(flax.struct.PyTreeNode):
     @classmethod
     @key_first(2, method=True)
     def create(cls, key: jax.Array, params, optimizer: optax.GradientTransformation) -> TrainState:
+        """A state at step 0.
+
+        Args:
+            key: the run's JAX key (typed or raw); it draws every batch and every loss noise of the run.
+            params: the initial parameters.
+            optimizer: the optax transformation whose state is initialised on `params`.
+
+        Returns:
+            The `TrainState` (EMA initialised to `params`).
+        """
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         return cls(

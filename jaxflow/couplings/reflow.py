@@ -91,9 +91,27 @@ def reflow_pairs(
     rtol: float = 1e-5,
     atol: float = 1e-5,
 ) -> ReflowPairs:
-    """Draw n source points with `source(key, n)` and push them through the trained flow (in chunks of `chunk`).
+    """Draw n source points with `source(key, n)` and push them through the trained flow: the pairs of a reflow
+    round (Liu, Gong & Liu 2023).
 
-    labels [n]: class conditions passed to the velocity as `cond` (a conditional teacher). Returns `ReflowPairs`.
+    Args:
+        key: draws the source points.
+        velocity: the model boundary `v(params, t, x, cond)`.
+        params: the trained flow's parameters.
+        source: `source(key, n) -> [n, ...]`.
+        n: the number of pairs.
+        labels: class conditions [n] passed to the velocity as `cond` (a conditional teacher), or None.
+        solver: a diffrax solver object or shorthand (as `jaxflow.sample`).
+        steps: its steps, for a fixed-step solver.
+        chunk: points pushed per compiled call.
+        rtol: relative tolerance of an adaptive solver.
+        atol: absolute tolerance.
+
+    Returns:
+        `ReflowPairs` (x0 [n, ...], x1 [n, ...], labels).
+
+    Raises:
+        ValueError: n not a positive int, a source that returns the wrong number of points.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")

@@ -38,12 +38,28 @@ from jaxflow.train.step import make_train_step
 
 @dataclasses.dataclass
 class RectifiedFlow:
-    """k-rectified flow on a model boundary `velocity(params, t, x, cond)`.
+    """k-rectified flow (Liu, Gong & Liu 2023, arXiv:2209.03003) on a model boundary `velocity(params, t, x, cond)`:
+    round 1 is flow matching on independent pairs; round k + 1 trains on pairs (z, Φ_k(z)) pushed through round k's
+    flow. `run(key, rounds)` returns the parameters of every round; `loss` and `data_fn` are the pieces a fork
+    overrides.
 
-    init_params(key) -> params (round 1); later rounds start from the previous round's parameters when
-    `warm_start` (the usual practice), else from a fresh `init_params`. source(key, n) / data(key, n) draw the
-    source and data batches; `num_pairs` pairs per reflow round are generated with `solver` (`steps` for fixed-step
-    solvers). `seconds[k]` holds the wall time of the work this call did for round k (pairs + training).
+    Args:
+        velocity: the model boundary `v(params, t, x, cond)`.
+        init_params: `init_params(key) -> params` (round 1; later rounds start from the previous round's parameters
+            when `warm_start`, the usual practice, else from a fresh `init_params`).
+        optimizer: an optax transformation.
+        source: `source(key, n) -> [n, ...]`, the source draws.
+        data: `data(key, n) -> [n, ...]`, the data draws.
+        batch_size: the batch size.
+        steps: optimiser steps per round.
+        num_pairs: pairs generated per reflow round.
+        solver: the diffrax solver object or shorthand that generates the pairs.
+        solver_steps: its steps, for a fixed-step solver.
+        warm_start: start each round from the previous round's parameters.
+        steps_per_call: steps per compiled chunk of `fit`.
+        ema_decay: the EMA decay of `make_train_step`.
+        progress: show progress bars.
+        seconds: filled by `run`: `seconds[k]` is the wall time of round k's work in this call (pairs + training).
     """
 
     velocity: Callable

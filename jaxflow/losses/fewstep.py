@@ -71,6 +71,12 @@ class DistillationLoss(Objective):
     "labels" when `conditional`). `feature(x) -> [B, k]` replaces the pixel error by a feature-space error
     ‖feature(T(z)) − feature(Φ(z))‖² (the paper uses LPIPS on images; any fixed network works, e.g. the features of
     `jaxflow.metrics.DigitsMetric`). One Euler step of `jaxflow.sample` over [t0, 1] draws from T.
+
+    Args:
+        student: the model boundary `v(params, t, x, cond)` (usually initialised from the teacher).
+        t0: the time the one step starts from.
+        feature: `feature(x) -> [B, k]` for a feature-space error, or None for the squared error.
+        conditional: pass batch["labels"] to the student as `cond`.
     """
 
     student: Callable = eqx.field(static=True)
@@ -115,6 +121,22 @@ class MeanFlowLoss(Objective):
     d/ds u(x_s, s, t) along the flow is ONE forward-mode `jax.jvp` of u in (x, s, t) with tangents (v_s, 1, 0).
     adaptive_power p: each row's squared error is divided by sg((err + adaptive_eps)^p) (the paper's adaptive
     weighting; p = 0 is the plain squared error).
+
+    Args:
+        u: the flow-map model `u(params, s, t, x, cond)`, the average velocity from s to t (`jaxflow.nn.FlowMapMLP`
+            through `flow_map_fn`).
+        path: the probability path (default Cond-OT).
+        coupling: the pairing of x0 and x1 (default independent).
+        time_sampler: draws the two times (default U[0, 1]).
+        flow_map_fraction: the share of rows with s < t, in [0, 1] (the rest is flow matching at zero gap).
+        adaptive_power: p ≥ 0 of the adaptive weight.
+        adaptive_eps: the adaptive weight's offset, > 0.
+        conditional: pass batch["labels"] to u as `cond`.
+        label_dropout: probability of dropping a label (classifier-free guidance).
+        null_label: the label meaning "no condition".
+
+    Raises:
+        ValueError: a fraction outside [0, 1], p < 0, adaptive_eps ≤ 0, label dropout without a null label.
     """
 
     u: Callable = eqx.field(static=True)
@@ -191,7 +213,21 @@ class ShortcutLoss(Objective):
     Rows [k:] (k = ⌊consistency_fraction·B⌋): FM on u(x_t, t, t) with t ~ U[0, 1]. Rows [:k]: a jump of size
     2h = min_step·2^j (j uniform over the levels up to 2h = 1) from t ~ U[0, 1 − 2h] regresses on the stop-gradient
     average of two jumps of size h; on the finest level the half jumps are Euler steps of the zero-gap velocity
-    u(·, t, t). The loss is the sum of both parts over the batch divided by B. `min_step` must be 1/2^m.
+    u(·, t, t). The loss is the sum of both parts over the batch divided by B.
+
+    Args:
+        u: the flow-map model `u(params, s, t, x, cond)`.
+        path: the probability path (default Cond-OT).
+        coupling: the pairing of x0 and x1 (default independent).
+        min_step: the finest jump, 1/2^m.
+        consistency_fraction: the share of rows trained on self-consistency, in [0, 1].
+        conditional: pass batch["labels"] to u as `cond`.
+        label_dropout: probability of dropping a label.
+        null_label: the label meaning "no condition".
+
+    Raises:
+        ValueError: `min_step` not a power of 1/2 in (0, 1/2], a fraction outside [0, 1], label dropout without a
+            null label.
     """
 
     u: Callable = eqx.field(static=True)
@@ -301,6 +337,21 @@ class OFTSRLoss(Objective):
     `weights` = (distill, boundary, align), the released (1, 0.1, 0.01); Δ = `dt` = 0.05, r = `rk2_r` = ½,
     [t_min, t_max] = [0.01, 0.99]. Sample with `oftsr_student(v)`. The student is usually initialised from the
     teacher's weights (same network).
+
+    Args:
+        v: the student `v(params, t, x0, cond)`.
+        teacher: the teacher's velocity `v_T(teacher_params, t, x, cond)`.
+        teacher_params: the teacher's parameters (fixed).
+        dt: the bootstrap step Δ > 0.
+        weights: (distill, boundary, align), each ≥ 0.
+        t_min: the smallest time input, in (0, t_max).
+        t_max: the largest, ≤ 1.
+        rk2_r: the RK2 teacher step's r in (0, 1].
+        time_sampler: draws u ∈ [0, 1], mapped to t = t_min + (t_max − t_min)·u (default uniform).
+
+    Raises:
+        ValueError: Δ ≤ 0, times out of order, r outside (0, 1], negative or missing weights; at call time, a batch
+            without "x0".
     """
 
     v: Callable = eqx.field(static=True)

@@ -14,6 +14,7 @@ MODULES = [
     "jaxflow.metrics.distances",
     "jaxflow.paths.affine",
     "jaxflow.ot.gaussian",
+    "jaxflow.data.toy",
 ]
 
 

@@ -85,7 +85,18 @@ _TOY_2D = {
 
 
 def get_sampler(name: str):
-    """The sampler `(key, n) -> [n, 2]` of a 2-D toy data set by name (n is checked: a positive int)."""
+    """The sampler of a 2-D toy data set by name.
+
+    Args:
+        name: one of the 2-D sets ("gaussian", "8gaussians", "moons", "scurve", "checkerboard", ...; an unknown
+            name lists them all).
+
+    Returns:
+        `sampler(key, n) -> [n, 2]` (n is checked: a positive int).
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name not in _TOY_2D:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_TOY_2D)}")
     fn = _TOY_2D[name]
@@ -98,7 +109,24 @@ def get_sampler(name: str):
 
 
 def sample_toy(key: jax.Array, name: str, n: int) -> jax.Array:
-    """n points [n, 2] of the 2-D toy data set `name` (an unknown name lists the data sets)."""
+    """Points of a 2-D toy data set.
+
+    Args:
+        key: the JAX key of the draw.
+        name: the data set (see `get_sampler`).
+        n: the number of points, a positive int.
+
+    Returns:
+        [n, 2] points.
+
+    Raises:
+        ValueError: an unknown name, n not a positive int.
+
+    Example:
+        >>> import jax, jaxflow as jf
+        >>> jf.data.sample_toy(jax.random.key(0), "moons", 5).shape
+        (5, 2)
+    """
     return get_sampler(name)(key, n)
 
 

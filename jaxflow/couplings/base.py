@@ -88,7 +88,8 @@ class CostCoupling(Coupling):
 
 
 class IndependentCoupling(Coupling):
-    """(x0, x1) as drawn: the I-CFM coupling."""
+    """(x0, x1) as drawn, all weights 1: the I-CFM coupling (Tong et al. 2024). Called as
+    `coupling(key, x0 [B, ...], x1 [B, ...], labels=None) -> Pairing`; it takes no arguments."""
 
     def __call__(self, key, x0, x1, labels=None) -> Pairing:
         x0, x1, labels = validate_coupling_inputs(x0, x1, labels)

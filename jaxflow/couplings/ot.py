@@ -183,7 +183,7 @@ class SinkhornCoupling(CostCoupling):
 
     Called as `coupling(key, x0 [B, ...], x1 [B, ...], labels=None) -> Pairing`.
 
-    Args:
+    Attributes:
         epsilon: the entropic regularisation: ε = `epsilon` × mean(C) when `relative`, else ε = `epsilon`.
         relative: scale ε by the batch's mean cost (default True).
         mode: "resample" (draw pairs from the plan) or "permutation".
@@ -259,7 +259,15 @@ def schrodinger_bridge_coupling(sigma: float, **kwargs) -> SinkhornCoupling:
 class ConditionalOTCoupling(Coupling):
     """Label-blocked minibatch OT: x0[i] may only pair with x1[j] when labels[i] == labels[j].
 
-    `base` is any `CostCoupling` (exact, Sinkhorn, or a user's); a relative ε refers to the unblocked cost.
+    Called as `coupling(key, x0 [B, ...], x1 [B, ...], labels [B]) -> Pairing`.
+
+    Attributes:
+        base: any `CostCoupling` (`ExactOTCoupling()` by default, `SinkhornCoupling(...)`, or your own); a relative
+            ε refers to the unblocked cost.
+
+    Raises:
+        TypeError: a base that is not a `CostCoupling`.
+        ValueError: at call time, missing or non-finite labels.
     """
 
     base: CostCoupling = ExactOTCoupling()
@@ -286,7 +294,15 @@ class ConditionalOTCoupling(Coupling):
 class ManifoldOTCoupling(Coupling):
     """Minibatch OT on a manifold: the squared geodesic distance as the cost, solved by any `CostCoupling`
     (`ExactOTCoupling()` by default, or `SinkhornCoupling(...)`): Riemannian OT-CFM, the pairing of OT-CFM (Tong et
-    al. 2024) with the cost of Riemannian flow matching's geodesic paths (Chen & Lipman 2024)."""
+    al. 2024) with the cost of Riemannian flow matching's geodesic paths (Chen & Lipman 2024).
+
+    Attributes:
+        manifold: a `jaxflow.manifolds.Manifold` (`Sphere()`, `FlatTorus()`, ...).
+        coupling: the `CostCoupling` that solves the assignment from the geodesic cost.
+
+    Raises:
+        TypeError: a manifold or coupling of the wrong kind.
+    """
 
     manifold: Manifold
     coupling: CostCoupling = eqx.field(default_factory=lambda: ExactOTCoupling())

@@ -32,9 +32,13 @@ from jaxflow.sampling.ode import sample
 class ReflowCoupling(Coupling):
     """Online reflow: Pairing(x0, Φ(x0)) with Φ a frozen velocity's ODE map; the data batch x1 is ignored.
 
-    velocity: the model boundary `v(params, t, x, cond)`; params: its (frozen) parameters. solver / steps /
-    stepsize_controller are passed to `jaxflow.sample` (any diffrax solver object). `conditional=True` passes the
-    batch's labels as the teacher's `cond` (and keeps them on the pairs).
+    Attributes:
+        velocity: the teacher's model boundary `v(params, t, x, cond)`.
+        params: its (frozen) parameters.
+        solver: passed to `jaxflow.sample` (any diffrax solver object or shorthand).
+        steps: passed to `jaxflow.sample`.
+        stepsize_controller: passed to `jaxflow.sample`.
+        conditional: pass the batch's labels as the teacher's `cond` (and keep them on the pairs).
     """
 
     velocity: Callable = eqx.field(static=True)
@@ -80,7 +84,7 @@ class ReflowPairs(NamedTuple):
 def reflow_pairs(
     key: jax.Array,
     velocity: Callable,
-    params,
+    params: Any,
     source: Callable[[jax.Array, int], jax.Array],
     n: int,
     *,

@@ -26,6 +26,20 @@ class GibbsWeightedCoupling(Coupling):
     ε. The plain Gibbs weight exp(−c_ii/ε) tilts the x0-marginal by Z(x0) = E_y exp(−c(x0, y)/ε) (and x1 likewise);
     the Sinkhorn scalings divide that tilt out, so the weighted pairs follow the entropic plan, whose marginals are
     the data's (docs/couplings.md). It costs one Sinkhorn solve per batch.
+
+    Called as `coupling(key, x0 [B, ...], x1 [B, ...], labels=None) -> Pairing` with the weights [B] set.
+
+    Attributes:
+        epsilon: the temperature ε > 0 (relative to the batch's mean cost when `relative`).
+        relative: ε = `epsilon` × mean(c) over the batch (default True).
+        normalize: self-normalise the weights to average 1 over the batch.
+        cost: the pair cost ("sqeuclidean").
+        correction: "none" or "sinkhorn" (see above).
+        sinkhorn_iterations: the most iterations of the `sinkhorn` correction.
+        sinkhorn_tolerance: its stopping tolerance on the row marginals (L1).
+
+    Raises:
+        ValueError: ε ≤ 0, an unknown cost or correction, a bad iteration count or tolerance.
     """
 
     epsilon: float = 0.5

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxflow._deprecation import deprecated_alias
 
@@ -24,12 +25,12 @@ class ImageData(NamedTuple):
     num_classes: int
 
 
-def to_unit_range(x: jax.Array, max_value: float) -> jax.Array:
+def to_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
     """Raw intensities in [0, max_value] → [−1, 1]."""
     return jnp.asarray(x, jnp.float32) / max_value * 2.0 - 1.0
 
 
-def from_unit_range(x: jax.Array, max_value: float) -> jax.Array:
+def from_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
     return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0 * max_value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +85,7 @@ _TOY_2D = {
 }
 
 
-def get_sampler(name: str):
+def get_sampler(name: str) -> Callable:
     """The sampler of a 2-D toy data set by name.
 
     Args:

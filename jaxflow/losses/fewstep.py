@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -72,7 +73,7 @@ class DistillationLoss(Objective):
     ‖feature(T(z)) − feature(Φ(z))‖² (the paper uses LPIPS on images; any fixed network works, e.g. the features of
     `jaxflow.metrics.DigitsMetric`). One Euler step of `jaxflow.sample` over [t0, 1] draws from T.
 
-    Args:
+    Attributes:
         student: the model boundary `v(params, t, x, cond)` (usually initialised from the teacher).
         t0: the time the one step starts from.
         feature: `feature(x) -> [B, k]` for a feature-space error, or None for the squared error.
@@ -368,7 +369,7 @@ class OFTSRLoss(Objective):
         self,
         v: Callable,
         teacher: Callable,
-        teacher_params,
+        teacher_params: Any,
         *,
         dt: float = 0.05,
         weights: tuple[float, float, float] = (1.0, 0.1, 0.01),

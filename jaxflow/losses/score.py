@@ -29,7 +29,7 @@ from jaxflow.couplings.base import Coupling
 from jaxflow.losses.cfm import regression_loss
 from jaxflow.losses.time_samplers import TimeSampler, TruncatedUniformTime
 from jaxflow.paths.base import ProbabilityPath
-from jaxflow.paths.interpolant import StochasticInterpolant, ZeroGamma
+from jaxflow.paths.interpolant import ZeroGamma
 from jaxflow.paths.targets import Target, resolve_target
 
 _DENOISING_TARGETS = ("epsilon", "score", "x1", "velocity")
@@ -47,7 +47,25 @@ def denoising_loss(
     label_dropout: float = 0.0,
     null_label: int | None = None,
 ) -> Callable:
-    """Denoising objective: the model regresses `parametrisation` (a `Target` or one of `_DENOISING_TARGETS`)."""
+    """Denoising objective: the model regresses one parametrisation of the path's noise or data (Ho et al. 2020;
+    Song et al. 2021), mean squared error over the event dimensions, then over the batch.
+
+    Args:
+        model: the model boundary `f(params, t, x, cond) -> [B, ...]`.
+        path: the probability path (its `noise_scale(t)` is needed by the noise and score targets).
+        parametrisation: a `Target` object, or "epsilon", "score", "x1" or "velocity".
+        time_sampler: draws t; default `TruncatedUniformTime()` (keeps away from the singular end).
+        coupling: the pairing of x0 and x1 (default independent).
+        conditional: pass batch["labels"] to the model as `cond`.
+        label_dropout: probability of dropping a label (classifier-free guidance).
+        null_label: the label meaning "no condition".
+
+    Returns:
+        A `RegressionLoss`, called as `loss(params, batch, key) -> (scalar, aux)`.
+
+    Raises:
+        ValueError: an unknown parametrisation, a noise target on a path without `noise_scale`.
+    """
     target = resolve_target(parametrisation, {k: None for k in _DENOISING_TARGETS})
     if target.needs_noise and not hasattr(path, "noise_scale"):
         raise ValueError(f"the {type(target).__name__} needs a path with noise_scale(t), got {type(path).__name__}")
@@ -70,7 +88,7 @@ def _interpolant_form(pred, y, weight):
 
 def interpolant_loss(
     model: Callable,
-    interpolant: StochasticInterpolant,
+    interpolant: ProbabilityPath,
     target: Target | str = "drift",
     *,
     antithetic: bool = False,
@@ -80,8 +98,28 @@ def interpolant_loss(
     label_dropout: float = 0.0,
     null_label: int | None = None,
 ) -> Callable:
-    """The stochastic-interpolant objective for `target` (a `Target` or one of `_INTERPOLANT_TARGETS`; sum over event
-    dims, mean over the batch). The score loss divides by γ: use a truncated time sampler (the default)."""
+    """The stochastic-interpolant objective (Albergo, Boffi & Vanden-Eijnden 2023) E[½|f|² − f·y] for the drift,
+    score or denoiser, summed over the event dimensions and averaged over the batch.
+
+    Args:
+        model: the model boundary `f(params, t, x, cond) -> [B, ...]`.
+        interpolant: the path to sample x_t from (a `StochasticInterpolant`, or any `ProbabilityPath` that carries
+            the latent z the target reads).
+        target: a `Target` object, or "drift", "score" or "denoiser". The score loss divides by γ: use a truncated
+            time sampler (the default).
+        antithetic: evaluate ±z and average (the paper's variance reduction).
+        time_sampler: draws t; default truncated uniform.
+        coupling: the pairing of x0 and x1 (default independent).
+        conditional: pass batch["labels"] to the model as `cond`.
+        label_dropout: probability of dropping a label.
+        null_label: the label meaning "no condition".
+
+    Returns:
+        A loss `loss(params, batch, key) -> (scalar, aux)`.
+
+    Raises:
+        ValueError: an unknown target, an interpolant without `sample`.
+    """
     target = resolve_target(target, {k: None for k in _INTERPOLANT_TARGETS})
     if not hasattr(interpolant, "sample"):
         raise ValueError(f"interpolant_loss needs a probability path, got {type(interpolant).__name__}")

@@ -26,7 +26,15 @@ from jaxflow._boundary import split_call
 
 
 class Manifold(eqx.Module):
-    """Abstract Riemannian manifold embedded in ambient coordinates (last axis)."""
+    """Abstract Riemannian manifold embedded in ambient coordinates (the last axis); every operation broadcasts over
+    the leading axes. A subclass implements the four abstract methods below (and `uniform` when it has a uniform law);
+    `inner`, `dist` and `check` have ambient defaults.
+
+    The abstract methods: `expmap(x, u)`, the point reached from x along the geodesic with initial velocity u
+    (tangent at x); `logmap(x, y)`, the tangent vector at x whose geodesic reaches y at time 1 (the inverse of
+    expmap); `projx(x)`, the nearest point of the manifold; `proju(x, u)`, the projection of an ambient vector onto
+    the tangent space at x.
+    """
 
     @abc.abstractmethod
     def expmap(self, x: jax.Array, u: jax.Array) -> jax.Array: ...
@@ -76,14 +84,28 @@ class Euclidean(Manifold):
 
 
 def geodesic_cost(manifold: Manifold, x0: jax.Array, x1: jax.Array) -> jax.Array:
-    """[B0, B1] squared geodesic distances between two batches of points [B, d]."""
+    """Squared geodesic distances between two batches of points: the cost of Riemannian OT-CFM.
+
+    Args:
+        manifold: the `Manifold`.
+        x0: points [B0, d].
+        x1: points [B1, d].
+
+    Returns:
+        The cost matrix [B0, B1].
+    """
     return jax.vmap(lambda a: manifold.dist(a[None, :], x1) ** 2)(x0)
 
 
 class TangentField(eqx.Module):
     """A velocity made tangent: `proju(projx(x), v(t, projx(x)))`, with the wrapped velocity's boundary ((t, x) or
     (params, t, x, cond)). Wrap a network with it for training and sampling on a manifold, as Meta's flow_matching
-    projects its models' outputs."""
+    projects its models' outputs.
+
+    Attributes:
+        velocity: `v(t, x)` or the model boundary `v(params, t, x, cond)` (the wrapper keeps the same boundary).
+        manifold: the `Manifold` to be tangent to.
+    """
 
     velocity: Callable
     manifold: Manifold

@@ -23,6 +23,10 @@ def _cos_sinc(sq):
 class Sphere(Manifold):
     """Points are unit vectors (last axis); expmap(x, u) = cos|u| x + sin|u| u/|u|; logmap(x, y) is the tangent vector
     of length arccos⟨x, y⟩ pointing at y (undefined for antipodal pairs, where every direction is a shortest one).
+    Takes no arguments: the dimension is the last axis of the points.
+
+    Its projections are projx(x) = x/|x| and proju(x, u) = u − ⟨x, u⟩x, its distance arccos⟨x, y⟩, and
+    `uniform(key, n, d)` draws n uniform points [n, d].
 
     Example:
         >>> import jax.numpy as jnp

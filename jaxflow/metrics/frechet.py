@@ -15,7 +15,17 @@ from jaxflow.ot.gaussian import bures_wasserstein
 
 
 def feature_statistics(features: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean [k] and unbiased covariance [k, k] of features [n, k] (n ≥ 2)."""
+    """Mean and unbiased covariance of a feature cloud.
+
+    Args:
+        features: [n, k], n ≥ 2.
+
+    Returns:
+        (mean [k], covariance [k, k]).
+
+    Raises:
+        ValueError: fewer than 2 rows, a non-2-D or non-finite array.
+    """
     f = check_array(features, "features", ndim=2)
     if f.shape[0] < 2:
         raise ValueError(f"need at least 2 feature vectors, got {f.shape[0]}")
@@ -23,7 +33,19 @@ def feature_statistics(features: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def frechet_distance(features_a: jax.Array, features_b: jax.Array) -> jax.Array:
-    """Fréchet distance between the Gaussian fits of two feature clouds [n, k] and [m, k]."""
+    """Fréchet distance between the Gaussian fits of two feature clouds (FID's formula, Heusel et al. 2017): the
+    squared Bures–Wasserstein distance between N(μ_a, Σ_a) and N(μ_b, Σ_b).
+
+    Args:
+        features_a: [n, k], n ≥ 2.
+        features_b: [m, k], m ≥ 2, the same k.
+
+    Returns:
+        The distance as a scalar array.
+
+    Raises:
+        ValueError: different feature dimensions, fewer than 2 rows.
+    """
     fa = check_array(features_a, "features_a", ndim=2)
     fb = check_array(features_b, "features_b", ndim=2)
     if fa.shape[1] != fb.shape[1]:

@@ -9,6 +9,7 @@ shortcut model's s(x, t, d) is u(x, t, t + d).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,6 +24,15 @@ class FlowMapMLP(nn.Module):
     The gap t − s is embedded rather than t (as MeanFlow does), so u(x, t, t) sees a fixed zero gap embedding and the
     model is an ordinary velocity there. `cond`: integer labels (with `num_classes`, null label = num_classes) or a
     float array [B, c] concatenated as is (e.g. a low-resolution image for super-resolution).
+
+    Attributes:
+        out_dim: the output dimension d.
+        hidden: the widths of the hidden layers.
+        activation: the activation's name ("silu", "selu", ...).
+        time_embedding: "sinusoidal" or "identity" (MeanFlow differentiates u in time: a smooth identity input).
+        time_embed_dim: the sinusoidal embedding's size.
+        num_classes: if set, integer labels condition the model (num_classes is the null label).
+        cond_embed_dim: the label embedding's size.
     """
 
     out_dim: int
@@ -48,8 +58,12 @@ class FlowMapMLP(nn.Module):
 def flow_map_fn(module: nn.Module) -> Callable:
     """Wrap a Flax module `module(s, t, x, cond)` on flat x [B, d] as the pure `u(params, s, t, x, cond=None)`.
 
-    x may carry any event shape [B, ...] (it is flattened for the module and the output reshaped back); s and t are
-    scalars or [B].
+    Args:
+        module: a flow-map module (`FlowMapMLP` or your own) called as `module(s, t, x, cond)`.
+
+    Returns:
+        `u(params, s, t, x, cond=None)`: x may carry any event shape [B, ...] (flattened for the module, the output
+        reshaped back); s and t are scalars or [B].
     """
 
     def u(params, s, t, x, cond=None):
@@ -71,8 +85,18 @@ def as_velocity(u: Callable) -> Callable:
     return lambda params, t, x, cond=None: u(params, t, t, x, cond)
 
 
-def init_flow_map(key: jax.Array, module: FlowMapMLP, dim: int, cond_example=None):
-    """Initialise a flow-map MLP for inputs of dimension `dim` (flattened)."""
+def init_flow_map(key: jax.Array, module: FlowMapMLP, dim: int, cond_example: Any = None) -> Any:
+    """Initialise a flow-map MLP.
+
+    Args:
+        key: the JAX key of the initialisation.
+        module: the `FlowMapMLP`.
+        dim: the input dimension (flattened).
+        cond_example: an example condition for a conditional model.
+
+    Returns:
+        The Flax parameters.
+    """
     z = jnp.zeros((1,))
     if cond_example is not None and jnp.issubdtype(jnp.asarray(cond_example).dtype, jnp.floating):
         cond_example = jnp.asarray(cond_example).reshape(1, -1)

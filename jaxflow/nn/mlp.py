@@ -7,6 +7,7 @@ with x [B, d] (or [d]) and t [] or [B]. Flax stays inside nn/ and train/.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,11 +36,19 @@ def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -
 
 
 class MLPVelocity(nn.Module):
-    """v_θ(t, x, cond): concat(x, emb(t), emb(cond)) → hidden layers → d outputs.
+    """The velocity MLP v_θ(t, x, cond): concat(x, emb(t), emb(cond)) → hidden layers → d outputs, on flat x [B, d].
+    Use it through `velocity_fn(module)` (the pure boundary) and `init_mlp`.
 
-    time_embedding: "sinusoidal" (default) or "identity" (t appended as one feature, as in the reference 2-D MLP).
-    num_classes: if set, `cond` is an integer label [B] in [0, num_classes] (index num_classes is the null label for
-    classifier-free guidance), embedded by a table; otherwise a float `cond` [B, c] is concatenated as is.
+    Attributes:
+        out_dim: the output dimension d.
+        hidden: the widths of the hidden layers.
+        activation: "selu" (the reference 2-D MLP), "silu", "relu", "gelu", "tanh", ...
+        time_embedding: "sinusoidal" (default) or "identity" (t appended as one feature, as in the reference 2-D
+            MLP).
+        time_embed_dim: the sinusoidal embedding's size.
+        num_classes: if set, `cond` is an integer label [B] in [0, num_classes] (index num_classes is the null label
+            for classifier-free guidance), embedded by a table; otherwise a float `cond` [B, c] is concatenated as is.
+        cond_embed_dim: the label embedding's size.
     """
 
     out_dim: int
@@ -92,9 +101,14 @@ def dense_stack(h, hidden: Sequence[int], act: Callable, out_dim: int):
 
 
 def velocity_fn(module: nn.Module) -> Callable:
-    """Wrap a Flax module `module(t, x, cond)` as the pure `velocity(params, t, x, cond=None)`.
+    """Wrap a Flax module `module(t, x, cond)` as the pure model boundary `velocity(params, t, x, cond=None)`.
 
-    Accepts x [B, ...] or a single point x [...] (then returns [...]), and t of shape [] or [B].
+    Args:
+        module: a Flax module called as `module(t, x, cond)` on flat x [B, d] (`MLPVelocity`, `UNet`, your own).
+
+    Returns:
+        `velocity(params, t, x, cond=None)`: x [B, ...] or a single point x [...] (then it returns [...]); t of shape
+        [] or [B].
     """
 
     def velocity(params, t, x, cond=None):
@@ -109,6 +123,16 @@ def velocity_fn(module: nn.Module) -> Callable:
     return velocity
 
 
-def init_mlp(key: jax.Array, module: MLPVelocity, dim: int, cond_example=None):
-    """Initialise an MLP velocity for inputs of dimension `dim`."""
+def init_mlp(key: jax.Array, module: MLPVelocity, dim: int, cond_example: Any = None) -> Any:
+    """Initialise an MLP velocity.
+
+    Args:
+        key: the JAX key of the initialisation.
+        module: the `MLPVelocity`.
+        dim: the input dimension d (flat).
+        cond_example: an example condition (labels [1] or features [1, c]) when the model is conditional.
+
+    Returns:
+        The Flax parameters.
+    """
     return module.init(key, jnp.zeros((1,)), jnp.zeros((1, dim)), cond_example)

@@ -10,6 +10,7 @@ parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -25,7 +26,17 @@ def _check(tokens):
 
 
 class TokenMLP(nn.Module):
-    """MLP posterior over L tokens of a vocabulary of `vocab_size` (include the mask id if the source uses one)."""
+    """MLP posterior over L tokens for discrete flow matching: `module(t, tokens [B, L], cond) -> logits [B, L, V]`
+    (token embeddings concatenated with the time embedding, an MLP, one head per position).
+
+    Attributes:
+        vocab_size: V, the vocabulary's size (include the mask id if the source uses one).
+        embed_dim: the token embedding's size.
+        hidden: the widths of the hidden layers.
+        activation: the activation's name.
+        time_embed_dim: the time embedding's size.
+        num_classes: if set, integer labels condition the model.
+    """
 
     vocab_size: int
     embed_dim: int = 64
@@ -56,7 +67,17 @@ class TokenBlock(nn.Module):
 
 
 class TokenTransformer(nn.Module):
-    """Bidirectional transformer posterior: token + position + time embeddings, `n_layers` pre-norm blocks, a head."""
+    """Bidirectional transformer posterior for discrete flow matching: token + position + time embeddings,
+    `n_layers` pre-norm blocks, a head: `module(t, tokens [B, L], cond) -> logits [B, L, V]`.
+
+    Attributes:
+        vocab_size: V, the vocabulary's size.
+        width: the model width.
+        n_layers: the number of blocks.
+        n_heads: attention heads.
+        max_len: the longest sequence (position table).
+        num_classes: if set, integer labels condition the model.
+    """
 
     vocab_size: int
     width: int = 128
@@ -83,7 +104,14 @@ class TokenTransformer(nn.Module):
 
 
 def logits_fn(module: nn.Module) -> Callable:
-    """The pure boundary `logits(params, t, x, cond=None) -> [B, L, V]` of a Flax token model (t: [] or [B])."""
+    """The pure boundary of a Flax token model.
+
+    Args:
+        module: `TokenMLP`, `TokenTransformer` or your own module `module(t, tokens, cond)`.
+
+    Returns:
+        `logits(params, t, x, cond=None) -> [B, L, V]` with x int [B, L] and t of shape [] or [B].
+    """
 
     def logits(params, t, x, cond=None):
         t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), x.shape[:1])
@@ -92,6 +120,16 @@ def logits_fn(module: nn.Module) -> Callable:
     return logits
 
 
-def init_tokens(key: jax.Array, module: nn.Module, length: int, cond_example=None):
-    """Parameters of a token model for sequences of `length` tokens."""
+def init_tokens(key: jax.Array, module: nn.Module, length: int, cond_example: Any = None) -> Any:
+    """Initialise a token model.
+
+    Args:
+        key: the JAX key of the initialisation.
+        module: the token model.
+        length: L, the sequence length.
+        cond_example: example labels for a conditional model.
+
+    Returns:
+        The Flax parameters.
+    """
     return module.init(key, jnp.zeros((1,)), jnp.zeros((1, length), jnp.int32), cond_example)

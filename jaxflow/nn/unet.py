@@ -13,6 +13,7 @@ The defaults suit the 8×8 digits; `UNet.cifar10()` gives the published CIFAR-10
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -58,6 +59,21 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
+    """A DDPM-style UNet velocity/denoiser `module(t, x, cond)` on images x [B, H, W, C] (residual blocks with
+    time and label embeddings, optional self-attention; `UNet.cifar10()` is TorchCFM's CIFAR-10 configuration). Use
+    it through `velocity_fn(module)` and `init_unet`.
+
+    Attributes:
+        out_channels: output channels (default: the input's).
+        channels: base channel count.
+        channel_mult: the channel multiplier of each resolution level.
+        num_res_blocks: residual blocks per level.
+        attention_resolutions: the spatial sizes (feature-map heights, e.g. 16) at which self-attention runs.
+        heads: attention heads.
+        num_classes: if set, labels [B] in [0, num_classes] condition the model (num_classes is the null label).
+        groups: GroupNorm groups.
+    """
+
     out_channels: int | None = None
     channels: int = 32
     channel_mult: Sequence[int] = (1, 2)
@@ -123,8 +139,18 @@ class UNet(nn.Module):
         return nn.Conv(out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
 
 
-def init_unet(key: jax.Array, module: UNet, shape: Sequence[int], cond_example=None):
-    """Initialise for images of `shape` = (H, W, C)."""
+def init_unet(key: jax.Array, module: UNet, shape: Sequence[int], cond_example: Any = None) -> Any:
+    """Initialise a UNet.
+
+    Args:
+        key: the JAX key of the initialisation.
+        module: the `UNet`.
+        shape: the image shape (H, W, C).
+        cond_example: example labels [1] for a class-conditional model.
+
+    Returns:
+        The Flax parameters.
+    """
     # checked here: inside jit the labels are not concrete
     if cond_example is not None and module.num_classes is not None:
         check_labels(cond_example, module.num_classes)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import ot as pot
+from jax.typing import ArrayLike
 from threadpoolctl import ThreadpoolController
 
 from jaxflow._checks import check_array, is_concrete, traced_check
@@ -23,7 +24,7 @@ from jaxflow._checks import check_array, is_concrete, traced_check
 _NUM_ITER_MAX = 100_000_000
 
 
-def emd_plan_numpy(cost: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None) -> np.ndarray:
+def emd_plan_numpy(cost: ArrayLike, a: ArrayLike | None = None, b: ArrayLike | None = None) -> np.ndarray:
     """Exact OT plan [n, m] for cost [n, m] with marginals a [n], b [m] (uniform when None), float64."""
     cost = np.ascontiguousarray(cost, dtype=np.float64)
     n, m = cost.shape
@@ -72,29 +73,29 @@ def _solve_all(solve, problems: list) -> list:
         return list(_pool().map(solve, problems))
 
 
-def _assignment_one(cost: np.ndarray) -> np.ndarray:
+def _assignment_one(cost: ArrayLike) -> np.ndarray:
     return np.argmax(emd_plan_numpy(cost), axis=1).astype(np.int32)
 
 
-def _assignment_host(cost: np.ndarray) -> np.ndarray:
+def _assignment_host(cost: ArrayLike) -> np.ndarray:
     cost = np.asarray(cost)
     lead = cost.shape[:-2]
     flat = cost.reshape((-1,) + cost.shape[-2:])
     return np.stack(_solve_all(_assignment_one, list(flat))).reshape(lead + cost.shape[-2:-1])
 
 
-def _sqeuclidean_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _sqeuclidean_numpy(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     x = np.asarray(x, np.float64).reshape(x.shape[0], -1)
     y = np.asarray(y, np.float64).reshape(y.shape[0], -1)
     cost = np.einsum("id,id->i", x, x)[:, None] + np.einsum("jd,jd->j", y, y)[None, :] - 2.0 * (x @ y.T)
     return np.maximum(cost, 0.0, out=cost)
 
 
-def _assignment_points_one(xy: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _assignment_points_one(xy: tuple[ArrayLike, ArrayLike]) -> np.ndarray:
     return _assignment_one(_sqeuclidean_numpy(*xy))
 
 
-def _assignment_points_host(x: np.ndarray, y: np.ndarray, *, ndim: int) -> np.ndarray:
+def _assignment_points_host(x: ArrayLike, y: ArrayLike, *, ndim: int) -> np.ndarray:
     # ndim: the axes of one problem's points [n, ...]; vmapping (expand_dims) puts batch axes in front of them
     # (an unbatched argument arrives with size-1 axes there)
     x, y = np.asarray(x), np.asarray(y)

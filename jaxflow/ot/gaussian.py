@@ -153,7 +153,7 @@ class GaussianMap(NamedTuple):
         return self.m2 + (x - self.m1) @ self.matrix.T
 
 
-def gaussian_map(m1, c1, m2, c2) -> GaussianMap:
+def gaussian_map(m1: jax.Array, c1: jax.Array, m2: jax.Array, c2: jax.Array) -> GaussianMap:
     """The Monge map between N(m₁, c₁) and N(m₂, c₂): T(x) = m₂ + A(x − m₁) with
     A = c₁^{-½}(c₁^½ c₂ c₁^½)^½ c₁^{-½} (c₁ should be non-singular for it to push c₁ onto c₂).
 

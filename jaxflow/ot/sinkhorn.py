@@ -22,7 +22,7 @@ def sqeuclidean_cost(x: jax.Array, y: jax.Array) -> jax.Array:
 
 def solve_sinkhorn(
     cost: jax.Array,
-    epsilon: float,
+    epsilon: float | jax.Array,
     *,
     a: jax.Array | None = None,
     b: jax.Array | None = None,

@@ -39,6 +39,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxflow._checks import check_array, check_positive, is_concrete
 
@@ -105,8 +106,8 @@ class UnfoldingOutput(NamedTuple):
 
 
 def wasserstein_unfolding(
-    data: jax.Array,
-    sim_response: jax.Array,
+    data: ArrayLike,
+    sim_response: ArrayLike,
     epsilon: float,
     n_iter: int = 100,
     prior: jax.Array | None = None,

@@ -25,7 +25,7 @@ class AffinePath(ProbabilityPath):
     model output between the velocity, score (∇ log p_t), ε- (x0-) and x1-prediction parametrisations; the score
     conversions assume a standard Gaussian source, x0 ~ N(0, I).
 
-    Args:
+    Attributes:
         scheduler: the (α_t, σ_t) schedule, any `Scheduler` object (`CondOTScheduler()`, `VPSDEScheduler()`,
             `VPTrigScheduler()`, `PolynomialConvexScheduler(n)`, `KineticOptimalScheduler(...)`, your own
             subclass); default Cond-OT (α_t = t, σ_t = 1 − t).
@@ -34,8 +34,8 @@ class AffinePath(ProbabilityPath):
         >>> import jax, jax.numpy as jnp, jaxflow as jf
         >>> path = jf.paths.AffinePath(jf.paths.CondOTScheduler())
         >>> s = path.sample(jax.random.key(0), jnp.zeros((1, 2)), jnp.ones((1, 2)), 0.25)
-        >>> print(s.xt.tolist(), s.ut.tolist())
-        [[0.25, 0.25]] [[1.0, 1.0]]
+        >>> print(float(s.xt[0, 0]), float(s.ut[0, 0]))  # x_t = 0.25·x1 + 0.75·x0, u_t = x1 − x0
+        0.25 1.0
     """
 
     scheduler: Scheduler = CondOTScheduler()
@@ -55,7 +55,7 @@ class AffinePath(ProbabilityPath):
         return self.scheduler.sigma(t)
 
     def convert(
-        self, pred: jax.Array, t: jax.Array, x: jax.Array, *, source: Target | str, target: Target | str
+        self, pred: jax.Array, t: float | jax.Array, x: jax.Array, *, source: Target | str, target: Target | str
     ) -> jax.Array:
         """Convert a prediction `pred` at (t, x) from the parametrisation `source` to `target`.
 

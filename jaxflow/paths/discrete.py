@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxflow._checks import check_count, check_time, is_concrete, traced_check
 from jaxflow.paths.base import ProbabilityPath
@@ -56,7 +57,11 @@ class DiscreteSource(eqx.Module):
 
 
 class UniformSource(DiscreteSource):
-    """Every token uniform over the vocabulary [0, vocab_size)."""
+    """Every token uniform over the vocabulary [0, vocab_size).
+
+    Attributes:
+        vocab_size: V, a positive int.
+    """
 
     def __check_init__(self):
         check_count(self.vocab_size, "vocab_size")
@@ -70,7 +75,12 @@ class UniformSource(DiscreteSource):
 
 class MaskSource(DiscreteSource):
     """Every token the mask id (default: the last id, vocab_size − 1, which the data never uses): the "absorbing"
-    source of masked discrete diffusion."""
+    source of masked discrete diffusion.
+
+    Attributes:
+        vocab_size: V, including the mask id.
+        mask_token: the mask id (negative ids count from the end; default the last id).
+    """
 
     mask_token: int = eqx.field(static=True, default=-1)
 
@@ -105,7 +115,10 @@ class MixtureDiscretePath(ProbabilityPath):
 
     `sample(key, x0, x1, t)` takes integer arrays [B, ...] and t [B] (or a scalar) and returns `DiscretePathSample`.
     `posterior_to_velocity(probs, xt, t)` turns a posterior p_{1|t} [..., V] into the probability velocity (the
-    CTMC's rates) [..., V]; `jump_coefficient(t)` is κ̇_t / (1 − κ_t).
+    CTMC's rates) [..., V]; `jump_coefficient(t)` is κ̇_t / (1 − κ_t). (Gat et al. 2024, arXiv:2407.15595.)
+
+    Attributes:
+        scheduler: κ_t as the scheduler's α (default Cond-OT; `PolynomialConvexScheduler(n)` gives κ = tⁿ).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -155,7 +168,7 @@ class MixtureDiscretePath(ProbabilityPath):
         return coef * (probs - jax.nn.one_hot(xt, probs.shape[-1], dtype=probs.dtype))
 
 
-def exact_posterior(probs_data: np.ndarray, source: DiscreteSource, path: MixtureDiscretePath):
+def exact_posterior(probs_data: ArrayLike, source: DiscreteSource, path: MixtureDiscretePath):
     """The exact per-token posterior p_{1|t}(x1^i | x_t) for a data law given as a full table `probs_data` over
     [V]^L (L small): the reference "model" that tests and studies compare a learned one against.
 

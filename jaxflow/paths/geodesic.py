@@ -20,7 +20,15 @@ class GeodesicPath(ProbabilityPath):
     """x_t = expmap(x0, κ_t logmap(x0, x1)) with κ = the scheduler's α (0 at t = 0, 1 at t = 1).
 
     `sample(key, x0, x1, t)`: x0, x1 [B, d] points of the manifold, t [B] or a scalar. The key is unused (the path is
-    deterministic given its ends) and kept for the path contract.
+    deterministic given its ends) and kept for the path contract. The target u_t = d/dt x_t comes from one `jax.jvp`
+    (Chen & Lipman 2024, Riemannian flow matching).
+
+    Attributes:
+        scheduler: κ_t as the scheduler's α (default Cond-OT: κ_t = t).
+        manifold: the `Manifold` (default `Euclidean()`, where the path is the straight line).
+
+    Raises:
+        TypeError: a manifold that is not a `jaxflow.manifolds.Manifold`.
     """
 
     scheduler: Scheduler = eqx.field(default_factory=CondOTScheduler)

@@ -119,10 +119,18 @@ def gamma_and_derivative(kind: Gamma | str, t, a: float = 1.0):
 
 
 class StochasticInterpolant(ProbabilityPath):
-    """x_t = α(t) x1 + σ(t) x0 + γ(t) z.
+    """The stochastic interpolant x_t = α(t) x1 + σ(t) x0 + γ(t) z, z ~ N(0, I) (Albergo, Boffi & Vanden-Eijnden
+    2023, arXiv:2303.08797). `sample(key, x0, x1, t)` draws z with `key`; the path sample carries it for the
+    drift, score and denoiser targets of `interpolant_loss`.
 
-    interpolant: a `Scheduler` for (α, σ) or `linear` / `trig`; gamma: a `Gamma` or a name in `_GAMMAS`;
-    a: the scale of the `sqrt` shorthand (γ = √(a t(1 − t))).
+    Args:
+        interpolant: a `Scheduler` for (α, σ), or "linear" / "trig".
+        gamma: a `Gamma` object (`SqrtGamma(a)`, `Sin2Gamma()`, `QuadraticGamma()`, `ZeroGamma()`, your own) or its
+            name ("sqrt", "sin2", "quadratic", "zero").
+        a: the scale of the "sqrt" shorthand (γ = √(a t(1 − t))).
+
+    Raises:
+        ValueError: an unknown interpolant or gamma name.
     """
 
     interpolant: Scheduler

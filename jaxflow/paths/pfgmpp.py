@@ -18,7 +18,7 @@ import numpy as np
 from jaxflow._checks import is_concrete
 
 
-def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | None) -> jax.Array:
+def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | np.integer | None) -> jax.Array:
     """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian)."""
     if y.ndim < 2:
         raise ValueError(f"y must be [B, ...], got shape {y.shape}")

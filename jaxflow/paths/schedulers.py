@@ -8,6 +8,7 @@ forms where you have one). See docs/conventions.md.
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -17,7 +18,13 @@ from jaxflow._checks import check_positive
 
 
 class Scheduler(eqx.Module):
-    """Abstract scheduler: α_t and σ_t as functions of t (any shape, elementwise)."""
+    """Abstract scheduler of an affine path x_t = α_t x1 + σ_t x0: α_t and σ_t as functions of t (any shape,
+    elementwise). A subclass implements `alpha` and `sigma`; the derivatives come from `jax.grad` unless it gives them
+    in closed form, and `snr_inverse` from bisection unless it overrides it.
+
+    Its methods: `alpha(t)`, `sigma(t)` (the schedule), `d_alpha(t)`, `d_sigma(t)` (their time derivatives),
+    `snr(t)` = α_t / σ_t and `snr_inverse(snr)` (the t at which α_t / σ_t = snr).
+    """
 
     @abc.abstractmethod
     def alpha(self, t: jax.Array) -> jax.Array: ...
@@ -56,7 +63,8 @@ class Scheduler(eqx.Module):
 
 
 class CondOTScheduler(Scheduler):
-    """Cond-OT / rectified flow: α = t, σ = 1 − t."""
+    """Cond-OT / rectified flow: α = t, σ = 1 − t (Lipman et al. 2023 with σ_min = 0; Liu et al. 2023). No
+    arguments."""
 
     def alpha(self, t):
         return t
@@ -78,7 +86,11 @@ class CondOTScheduler(Scheduler):
 class PolynomialConvexScheduler(Scheduler):
     """The convex schedule κ_t = tⁿ as an affine scheduler: α = tⁿ, σ = 1 − tⁿ (Gat et al. 2024, "Discrete flow
     matching", arXiv:2407.15595: the mixture paths' κ). `kappa`, `d_kappa` and `kappa_inverse` name the same maps for
-    mixture (discrete) paths; n = 1 is Cond-OT."""
+    mixture (discrete) paths; n = 1 is Cond-OT.
+
+    Attributes:
+        n: the exponent, > 0.
+    """
 
     n: float = 1.0
 
@@ -114,7 +126,11 @@ class PolynomialConvexScheduler(Scheduler):
 
 
 class LipmanScheduler(Scheduler):
-    """Lipman et al. (2023) OT path: α = t, σ = 1 − (1 − σ_min) t."""
+    """Lipman et al. (2023) OT path: α = t, σ = 1 − (1 − σ_min) t.
+
+    Attributes:
+        sigma_min: the data end's noise, in [0, 1).
+    """
 
     sigma_min: float = 1e-4
 
@@ -135,7 +151,7 @@ class LipmanScheduler(Scheduler):
 
 
 class VPTrigScheduler(Scheduler):
-    """Variance-preserving trigonometric (cosine) schedule: α = sin(πt/2), σ = cos(πt/2)."""
+    """Variance-preserving trigonometric (cosine) schedule: α = sin(πt/2), σ = cos(πt/2). No arguments."""
 
     def alpha(self, t):
         return jnp.sin(0.5 * jnp.pi * t)
@@ -159,6 +175,10 @@ class VPSDEScheduler(Scheduler):
     α = exp(−¼ s² (β_max − β_min) − ½ s β_min), σ = √(1 − α²).
 
     The source end is reached only approximately: α_0 = exp(−(β_max + β_min)/4) (≈ 0.0066 for the defaults).
+
+    Attributes:
+        beta_min: β at the data end.
+        beta_max: β at the noise end.
     """
 
     beta_min: float = 0.1
@@ -191,6 +211,10 @@ class VEScheduler(Scheduler):
     """Variance-exploding (Song et al. 2021): α = 1, σ = σ_min (σ_max / σ_min)^(1 − t).
 
     At t = 0 the path is x1 + σ_max x0, which is dominated by the source only when σ_max ≫ the data scale.
+
+    Attributes:
+        sigma_min: the noise at the data end (t = 1).
+        sigma_max: the noise at the source end (t = 0).
     """
 
     sigma_min: float = 0.01
@@ -223,8 +247,19 @@ _SCHEDULERS = {
 }
 
 
-def get_scheduler(name: str, **kwargs) -> Scheduler:
-    """Build a scheduler by name (`cond_ot`, `lipman`, `polynomial`, `vp_trig`, `vp_sde`, `ve`)."""
+def get_scheduler(name: str, **kwargs: Any) -> Scheduler:
+    """Build a scheduler by name (a shorthand: every scheduler is an object you can construct or subclass).
+
+    Args:
+        name: "cond_ot", "lipman", "polynomial", "vp_trig", "vp_sde" or "ve".
+        **kwargs: the scheduler's arguments.
+
+    Returns:
+        The `Scheduler`.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name not in _SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(_SCHEDULERS)}")
     return _SCHEDULERS[name](**kwargs)

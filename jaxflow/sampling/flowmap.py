@@ -7,6 +7,7 @@ so 1, 2, 4, ... steps differ only by the model's error. MeanFlow and shortcut mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,18 +22,30 @@ def sample_flow_map(
     u: Callable,
     x0: jax.Array,
     *,
-    params=None,
-    cond=None,
+    params: Any = None,
+    cond: Any = None,
     steps: int = 1,
     t0: float = 0.0,
     t1: float = 1.0,
     grid: jax.Array | None = None,
     save_trajectory: bool = False,
 ) -> SampleOutput:
-    """Jump along a uniform grid of `steps` steps (or the explicit `grid` [N+1]) from t0 to t1.
+    """Sample with a flow map: jump x ← x + (t − s)·u(x, s, t) along a uniform grid of `steps` steps (or the
+    explicit `grid`) from t0 to t1 (MeanFlow, shortcut models).
 
-    u: `u(s, t, x)` or, with `params`, the boundary `u(params, s, t, x, cond)`. Returns `SampleOutput` with
-    nfe = number of jumps; with `save_trajectory` the states at the grid times.
+    Args:
+        u: `u(s, t, x)` or, with `params`, the boundary `u(params, s, t, x, cond)` (the average velocity from s to t).
+        x0: the start points [B, ...].
+        params: the model's parameters.
+        cond: the condition passed to the boundary.
+        steps: the number of jumps.
+        t0: start time.
+        t1: end time.
+        grid: explicit times [N + 1] from t0 to t1 (wins over `steps`).
+        save_trajectory: keep the states at the grid times.
+
+    Returns:
+        `SampleOutput` with `nfe` = the number of jumps.
     """
     x0 = check_array(x0, "x0")
     if x0.ndim < 2:

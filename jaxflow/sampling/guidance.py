@@ -17,9 +17,18 @@ __all__ = ["check_labels", "drop_labels", "guided"]  # the label helpers live in
 
 
 def guided(velocity: Callable, scale: float, null_label: int) -> Callable:
-    """Wrap a conditional model boundary `v(params, t, x, cond)` into its guided version with weight `scale`.
+    """Wrap a conditional model boundary `v(params, t, x, cond)` into its classifier-free guided version
+    (Ho & Salimans 2022): v_w = v(x | ∅) + w·(v(x | c) − v(x | ∅)).
 
     Both branches run as one batch of size 2B (one model call per evaluation).
+
+    Args:
+        velocity: the conditional model boundary `v(params, t, x, cond)` (trained with label dropout).
+        scale: the guidance weight w (1: the conditional model; 0: the unconditional one; above 1: guided).
+        null_label: the label that means "no condition".
+
+    Returns:
+        The guided boundary `v_w(params, t, x, cond)`.
     """
 
     def v_w(params, t, x, cond):

@@ -54,7 +54,13 @@ def invert_ode(
     rtol: float = 1e-5,
     atol: float = 1e-5,
 ) -> SampleOutput:
-    """Integrate dx/dt = v(t, x) backwards from t1 to t0, starting at x1: the noise of x1 under the flow."""
+    """Integrate dx/dt = v(t, x) backwards from t1 to t0, starting at x1: the noise of x1 under the flow (ODE
+    reversal). The arguments are those of `jaxflow.sample` (`velocity`, `x1` [B, ...] as the start, `params`,
+    `cond`, `solver`, `steps`, `rtol`, `atol`, ...).
+
+    Returns:
+        `SampleOutput` whose `x` is the noise [B, ...] at t0.
+    """
     return sample(
         velocity, x1, params=params, cond=cond, solver=solver, steps=steps, t0=t1, t1=t0, rtol=rtol, atol=atol
     )
@@ -120,13 +126,31 @@ def flowopt(
     proximity: int | None = None,
     monitor: Callable[[int, jax.Array, jax.Array], None] | None = None,
 ) -> InversionResult:
-    """FlowOpt: z ← z − η (f(z) − y) with the whole sampler f as a black box (no backpropagation).
+    """FlowOpt (Ronai, Kulikov & Michaeli 2025): z ← z − η (f(z) − y) with the whole sampler f as a black box (no
+    backpropagation).
 
-    step_size: η, a scalar or one per sample [B] (the sampler acts row by row, so each sample has its own bound).
-    Every iterate's output f(z_k) is computed anyway, so its residual is monitored for free: `monitor(k, z_k,
-    f(z_k))` is called on each (e.g. to save intermediate images). Stops at `iterations`; when the mean RMS residual
-    is below `tol`; when it has grown for `patience` consecutive iterations (divergence: η above the bound); or,
-    with `proximity=n`, after n iterations (editing). Returns the iterate with the smallest residual.
+    Every iterate's output f(z_k) is computed anyway, so its residual is monitored for free. Stops at `iterations`;
+    when the mean RMS residual is below `tol`; when it has grown for `patience` consecutive iterations (divergence:
+    η above the bound); or, with `proximity=n`, after n iterations (editing).
+
+    Args:
+        sampler: f, `z [B, ...] -> x [B, ...]` (the whole sampler from noise, jitted here).
+        y: the target images [B, ...] (inversion: the image; editing: the source under the target condition).
+        z_init: the starting noise [B, ...].
+        step_size: η, a scalar or one per sample [B] (the sampler acts row by row, so each sample has its own
+            bound; see `step_size_bound`).
+        iterations: the most iterations.
+        tol: stop once the mean RMS residual is below it.
+        patience: stop after this many consecutive growing residuals.
+        proximity: stop after n iterations (editing keeps close to the source).
+        monitor: `monitor(k, z_k, f(z_k))`, called on every iterate (e.g. to save intermediate images).
+
+    Returns:
+        `InversionResult`: the iterate with the smallest residual, its output, the residual history and why it
+        stopped.
+
+    Raises:
+        ValueError: η ≤ 0 or of the wrong shape, bad counts, non-finite y.
     """
     y = check_array(y, "y")
     check_positive(step_size, "step_size")

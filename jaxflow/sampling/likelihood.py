@@ -16,7 +16,7 @@ import abc
 import math
 import warnings
 from collections.abc import Callable
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -149,8 +149,8 @@ def log_likelihood(
     velocity: Callable,
     x: Float[Array, "B ..."],
     *,
-    params=None,
-    cond=None,
+    params: Any = None,
+    cond: Any = None,
     divergence: DivergenceEstimator | str = "exact",
     key: jax.Array | None = None,
     solver: diffrax.AbstractSolver | str = "tsit5",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import diffrax
 import jax
@@ -84,8 +84,8 @@ def sample(
     velocity: Callable,
     x0: Float[Array, "B ..."],
     *,
-    params=None,
-    cond=None,
+    params: Any = None,
+    cond: Any = None,
     solver: diffrax.AbstractSolver | str = "euler",
     steps: int | None = None,
     t0: float | jax.Array = 0.0,

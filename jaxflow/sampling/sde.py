@@ -21,6 +21,7 @@ noise is additive; `diffrax.SEA()`, `diffrax.ShARK()`, ...), or the shorthands i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import jax
@@ -74,8 +75,8 @@ def sample_sde(
     steps: int = 100,
     t0: float | jax.Array = 0.0,
     t1: float | jax.Array = 1.0,
-    params=None,
-    cond=None,
+    params: Any = None,
+    cond: Any = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     throw: bool = True,
     save_trajectory: bool | int = False,

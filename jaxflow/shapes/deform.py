@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import jax
@@ -73,19 +74,36 @@ def fit_deformation(
     n_projections: int = 100,
     monitor: Callable | None = None,
     monitor_every: int = 25,
-):
-    """Fit a neural-ODE deformation of `template` to a target.
+) -> tuple[MLPVelocity, Any, dict]:
+    """Fit a neural-ODE deformation of `template` to a target (Le et al. 2023).
 
-    encoding:
-      "points": each iteration compares `n_points` surface samples of the deformed template with as many of the
-        target points ([m, 3]; a `Mesh` target is sampled once, 4·`n_points` points);
-      "mesh": both meshes as measures, triangle centroids with area masses (`mesh_measure`; the target must be a
-        `Mesh`); the loss must accept masses, loss(key, x, y, a, b) ("sw" does, Chamfer does not).
-    loss: "sw" (SW₂², `n_projections` fresh directions per iteration), "chamfer", or a callable loss(key, x, y[, a, b]).
-    monitor: optional params -> float, evaluated every `monitor_every` iterations and at the end, outside the timed
-      training (e.g. a quality score, to time the fit to a given quality).
-    Returns (module, params, {"loss": [iterations], "seconds_per_iteration": float (compile excluded),
-    "monitor": [(iteration, training seconds so far, value)]}).
+    Args:
+        key: the JAX key of the initialisation and of every iteration's samples and directions.
+        template: the `Mesh` to deform.
+        target: target points [m, 3], or a `Mesh` (sampled once, 4·`n_points` points, for "points"; used as a
+            measure for "mesh").
+        loss: "sw" (SW₂², `n_projections` fresh directions per iteration), "chamfer", or a callable
+            loss(key, x, y[, a, b]).
+        encoding: "points": each iteration compares `n_points` surface samples of the deformed template with as
+            many target points; "mesh": both meshes as measures, triangle centroids with area masses
+            (`mesh_measure`; the target must be a `Mesh` and the loss must take masses, as "sw" does).
+        module: the velocity field (default `DeformationField()`), started at the identity map.
+        iterations: optimiser steps.
+        n_points: points per side and iteration ("points").
+        lr: Adam's learning rate.
+        ode_steps: RK4 steps of the flow.
+        n_projections: directions of the "sw" loss.
+        monitor: optional `params -> float`, evaluated every `monitor_every` iterations and at the end, outside
+            the timed training (e.g. a quality score, to time the fit to a given quality).
+        monitor_every: iterations between monitor calls.
+
+    Returns:
+        (module, params, {"loss": [iterations], "seconds_per_iteration": float (compile excluded), "monitor":
+        [(iteration, training seconds so far, value)]}).
+
+    Raises:
+        ValueError: an unknown loss or encoding, the Chamfer loss with the mesh encoding.
+        TypeError: the mesh encoding with a point target.
     """
     if encoding not in ("points", "mesh"):
         raise ValueError(f"unknown encoding {encoding!r}; use 'points' or 'mesh'")

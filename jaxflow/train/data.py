@@ -14,6 +14,7 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import jax
 import numpy as np
@@ -47,10 +48,19 @@ class ArraySource:
 
     The batch of global step s is rows perm_e[(s·B) mod N ...] with perm_e a permutation from fold_in(key, e):
     a function of the step alone (resumable, no state). The last partial batch of an epoch is dropped.
+
+    Args:
+        key: the JAX key of the epoch permutations.
+        data: a pytree of arrays [N, ...] (e.g. {"x1": images, "labels": labels}).
+        batch_size: B, at most N.
+        mesh: a device mesh to shard each batch over (its 'data' axis), or None.
+        shuffle: reshuffle every epoch (False: the rows in order).
+
+    Called as `source(step, n) -> batches [n, B, ...]` (pass it to `fit(batches_fn=...)`).
     """
 
     @key_first(2, method=True)
-    def __init__(self, key: jax.Array, data, batch_size: int, *, mesh=None, shuffle: bool = True):
+    def __init__(self, key: jax.Array, data: Any, batch_size: int, *, mesh: Any = None, shuffle: bool = True):
         self.data = jax.tree.map(np.asarray, data)
         self.size = _leading_size(self.data)
         if not 0 < batch_size <= self.size:
@@ -91,9 +101,14 @@ class IteratorSource:
 
     `start_step`: batches to skip first (use the step a run resumes from). Raises StopIteration-free ValueError when
     the iterator ends before training does.
+
+    Args:
+        iterable: yields batches (pytrees of [B, ...] arrays).
+        mesh: a device mesh to shard each batch over, or None.
+        start_step: batches to skip first.
     """
 
-    def __init__(self, iterable: Iterable, *, mesh=None, start_step: int = 0):
+    def __init__(self, iterable: Iterable, *, mesh: Any = None, start_step: int = 0):
         self.iterator = iter(iterable)
         self.mesh = mesh
         self.position = 0
@@ -144,6 +159,11 @@ class Prefetch:
     `fit` sets `total` to its number of steps when it is None. A request that does not match the guess (a jump)
     restarts the prefetcher there.
     Host-side work (indexing, stacking, transfer) then overlaps the device's training on the previous chunk.
+
+    Args:
+        source: the wrapped `source(step, n)`.
+        depth: how many chunks to prepare ahead.
+        total: the run's number of steps (set by `fit` when None).
     """
 
     def __init__(self, source: Callable[[int, int], object], depth: int = 2, total: int | None = None):

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,7 +43,7 @@ def make_evaluator(
     target: jax.Array,
     *,
     num_samples: int,
-    mesh=None,
+    mesh: Any = None,
     metrics: tuple[str, ...] = ("w2",),
     use_ema: bool = True,
     solver="dopri5",
@@ -53,7 +54,21 @@ def make_evaluator(
 ) -> Callable[[TrainState], dict]:
     """`eval_fn(state)`: sample `num_samples` points from `source(key, n)` through the model (EMA parameters when
     `use_ema`), and compare them with `target` [M, d] by each metric in `metrics` (names from METRICS).
-    Returns {'nfe': ..., metric: value, ...}; writes the same record with the step to `out_dir/eval.jsonl`."""
+    Returns {'nfe': ..., metric: value, ...}; writes the same record with the step to `out_dir/eval.jsonl`.
+
+    Args:
+        key: the JAX key of the evaluation draws (the same every call).
+        velocity: the model boundary.
+        source: `source(key, n) -> [n, d]`.
+        target: reference points [M, d].
+        num_samples: points sampled per evaluation.
+        mesh: shard the sampling over a device mesh, or None.
+        metrics: names of the metrics to compute.
+        use_ema: evaluate the EMA parameters.
+
+    Returns:
+        `eval_fn(state) -> dict` for `fit(eval_fn=...)`.
+    """
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {sorted(METRICS)}")
@@ -107,12 +122,12 @@ def _integrate_with_energy(velocity, params, x0, solver, rtol, atol, n_saved):
 
 def flow_quality(
     velocity: Callable,
-    params,
+    params: Any,
     x0: jax.Array,
     target: jax.Array,
     source_reference: jax.Array,
     *,
-    solver="dopri5",
+    solver: Any = "dopri5",
     rtol: float = 1e-4,
     atol: float = 1e-4,
     n_saved: int = 101,
@@ -123,6 +138,20 @@ def flow_quality(
     `n_saved` times; returns ({'w2', 'nfe', 'path_energy', 'w2_source_target', 'npe'}, trajectory [n_saved, n, d]).
     W2 is exact against `target`; NPE = |PE − W2²(p0, p1)| / W2²(p0, p1) with PE the path energy of the
     trajectories and W2(p0, p1) exact between `source_reference` (fresh source points) and `target`.
+
+    Args:
+        velocity: the model boundary `v(params, t, x, cond)`.
+        params: the model's parameters.
+        x0: source points [n, d].
+        target: target points [m, d] (W2 reference).
+        source_reference: fresh source points [k, d] (for W2(p0, p1) in NPE).
+        solver: the adaptive diffrax solver (object or shorthand).
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        n_saved: saved times of the trajectory.
+
+    Returns:
+        (record {'w2', 'nfe', 'path_energy', 'w2_source_target', 'npe'}, trajectory [n_saved, n, d]).
     """
     out, pe = _integrate_with_energy(velocity, params, x0, solver, rtol, atol, n_saved)
     w2 = jm.wasserstein(np.asarray(out.x), np.asarray(target))

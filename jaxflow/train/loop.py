@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -123,7 +124,15 @@ def _free_name(path: Path) -> Path:
 
 
 def checkpoint_manager(directory: str | os.PathLike, keep: int = 3) -> ocp.CheckpointManager:
-    """Orbax manager that keeps the newest `keep` checkpoints; saves are atomic (written aside, then renamed)."""
+    """Orbax manager that keeps the newest `keep` checkpoints; saves are atomic (written aside, then renamed).
+
+    Args:
+        directory: the checkpoint folder (created when missing).
+        keep: how many checkpoints to keep.
+
+    Returns:
+        The orbax `CheckpointManager`.
+    """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
@@ -229,7 +238,7 @@ def _config_diff(stored: dict | None, given: dict | None) -> list[str]:
 
 
 def restore_latest(
-    manager: ocp.CheckpointManager, template: TrainState, *, config=None, allow_config_change: bool = False
+    manager: ocp.CheckpointManager, template: TrainState, *, config: Any = None, allow_config_change: bool = False
 ) -> TrainState | None:
     """The newest readable checkpoint, or None when there is none.
 
@@ -237,6 +246,19 @@ def restore_latest(
     to another model or optimizer: `CheckpointMismatchError`, nothing touched. One that fails to load or whose checksum
     does not match is moved aside to `<step>.damaged` with a warning. A stored configuration that differs from
     `config` raises `ConfigMismatchError` unless `allow_config_change`.
+
+    Args:
+        manager: the orbax manager (`checkpoint_manager`).
+        template: a `TrainState` with the expected structure (the state the run starts from).
+        config: the run's configuration, compared with the stored one.
+        allow_config_change: restore even when the configurations differ.
+
+    Returns:
+        The restored `TrainState`, or None when there is no readable checkpoint.
+
+    Raises:
+        CheckpointMismatchError: a checkpoint of another model or optimiser.
+        ConfigMismatchError: a different configuration without `allow_config_change`.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     given = canonical_config(config)
@@ -307,7 +329,7 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 3,
-    config=None,
+    config: Any = None,
     allow_config_change: bool = False,
     eval_fn: Callable[[TrainState], dict] | None = None,
     eval_every: int | None = None,

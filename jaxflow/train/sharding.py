@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
@@ -10,8 +11,15 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def data_mesh(devices=None) -> Mesh:
-    """A 1-D mesh over every device (all hosts' devices after `jax.distributed.initialize()`), axis 'data'."""
+def data_mesh(devices: Any = None) -> Mesh:
+    """A 1-D mesh over every device (all hosts' devices after `jax.distributed.initialize()`), axis 'data'.
+
+    Args:
+        devices: the devices (default: all of them).
+
+    Returns:
+        A `jax.sharding.Mesh` with one axis, 'data'.
+    """
     devices = jax.devices() if devices is None else devices
     # Auto axes: the compiler propagates shardings from the constraints we place (GSPMD style).
     return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices, axis_types=(AxisType.Auto,))
@@ -22,7 +30,15 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
-    """Shard the batch axis (after `leading` unsharded axes, e.g. the scan axis) over the 'data' axis."""
+    """Shard the batch axis (after `leading` unsharded axes, e.g. the scan axis) over the 'data' axis.
+
+    Args:
+        mesh: the device mesh.
+        leading: unsharded leading axes.
+
+    Returns:
+        The `NamedSharding`.
+    """
     return NamedSharding(mesh, PartitionSpec(*([None] * leading), DATA_AXIS))
 
 

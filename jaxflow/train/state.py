@@ -25,15 +25,17 @@ class TrainState(flax.struct.PyTreeNode):
         key: the run's key as raw uint32 key data [2] (a typed key is converted by `create`).
     """
 
-    step: jax.Array
+    # step and key are typed Any: pytree maps (shardings, shape structs, None placeholders) rebuild the state with
+    # other leaves, and a checked __init__ would refuse them
+    step: Any
     params: Any
     opt_state: Any
     ema_params: Any
-    key: jax.Array
+    key: Any
 
     @classmethod
     @key_first(2, method=True)
-    def create(cls, key: jax.Array, params, optimizer: optax.GradientTransformation) -> TrainState:
+    def create(cls, key: jax.Array, params: Any, optimizer: optax.GradientTransformation) -> TrainState:
         """A state at step 0.
 
         Args:
@@ -67,7 +69,17 @@ class Ema(NamedTuple):
 
 
 def ema(decay: float = 0.999) -> Ema:
-    """Exponential moving average of parameters: ema ← decay · ema + (1 − decay) · params."""
+    """Exponential moving average of parameters: ema ← decay · ema + (1 − decay) · params.
+
+    Args:
+        decay: in [0, 1).
+
+    Returns:
+        An `Ema` (init, update) pair.
+
+    Raises:
+        ValueError: a decay outside [0, 1).
+    """
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"ema decay must lie in [0, 1), got {decay}")
 

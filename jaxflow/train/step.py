@@ -8,6 +8,7 @@ is not finite leaves the state untouched (so the state returned is the last good
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,7 @@ def make_train_step(
     *,
     data_fn: Callable | None = None,
     ema_decay: float = 0.999,
-    mesh=None,
+    mesh: Any = None,
     sweep: bool = False,
     donate: bool = False,
     draw_ahead: bool | None = None,

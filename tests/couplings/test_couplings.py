@@ -363,7 +363,7 @@ def test_sinkhorn_corrected_wcfm_weights_are_the_entropic_plan_diagonal(eps):
     assert np.max(np.abs(np.asarray(one(jax.random.key(0), x0, x1).weights) / expected - 1)) > 2e-2
 
 
-def test_sinkhorn_coupling_takes_an_ott_solver_object(key):
+def test_sinkhorn_coupling_takes_an_ott_solver_object(key, unchecked):
     """An ott Sinkhorn object is used as it is: the plan equals ott's own solve of the same problem, and the same
     solver built from the coupling's fields gives the same plan."""
     from ott.solvers.linear import sinkhorn as ott_sinkhorn

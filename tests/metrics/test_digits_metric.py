@@ -57,7 +57,7 @@ def test_save_and_load_round_trip(metric, tmp_path):
         jf.metrics.DigitsMetric(jax.random.key(0), weights=path)
 
 
-def test_metric_refuses_small_samples_and_bad_images(metric):
+def test_metric_refuses_small_samples_and_bad_images(metric, unchecked):
     real = metric.train.images[:1000]
     with pytest.raises(ValueError, match="at least 1000"):
         metric.frechet(metric.train.images[:200])

@@ -89,7 +89,7 @@ def test_exact_coupling_with_either_solver_gives_the_same_pairs(mode):
     np.testing.assert_allclose(a.x1, b.x1)  # float costs without ties: the optimal assignment is unique
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     with pytest.raises(ValueError, match="square"):
         auction_assignment(jnp.ones((3, 4)))
     with pytest.raises(ValueError, match="scale"):

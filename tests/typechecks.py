@@ -1,0 +1,28 @@
+"""The run-time type checker of the test suite (as diffrax's: jaxtyping's pytest hook instruments every function and
+class of `jaxflow` at import, see `addopts` in pyproject.toml), with a switch: bad-input tests turn it off to check
+jaxflow's own errors, the ones a user without the checker gets (the `unchecked` fixture)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from beartype import BeartypeConf, beartype
+
+ENABLED = [True]
+INSTRUMENTED: list = []  # every function the hook decorated, for tests/test_typing.py
+_BEARTYPE = beartype(conf=BeartypeConf(is_pep484_tower=True))
+
+
+def switchable(fn, *args, **kwargs):
+    """beartype(fn), skipped while ENABLED[0] is False (classes are checked through their methods)."""
+    checked = _BEARTYPE(fn)
+    if inspect.isclass(fn) or checked is fn:
+        return checked
+    INSTRUMENTED.append(fn)
+
+    @functools.wraps(fn)
+    def call(*a, **k):
+        return checked(*a, **k) if ENABLED[0] else fn(*a, **k)
+
+    return call

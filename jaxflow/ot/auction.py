@@ -116,6 +116,18 @@ def auction_assignment(
     epsilon_final: the last phase's ε (default: `default_epsilon_final`, relative gap ≤ 1e-4, exact for integers).
     scale: ε is divided by this between phases (4–8 is usual). max_rounds: cap on bidding rounds over all phases.
     Batch dimensions are handled by `vmap`. Works in float32 and float64.
+
+    Args:
+        cost: square cost matrices [..., B, B] (float32 or float64).
+        epsilon_final: the last phase's ε (default: relative gap ≤ 1e-4, exact for integer costs).
+        scale: ε is divided by this between phases (4–8 is usual), > 1.
+        max_rounds: cap on bidding rounds over all phases.
+
+    Returns:
+        `AuctionOutput`: `perm` [..., B] (row i takes column perm[i]), its cost, the final ε, rounds, `converged`.
+
+    Raises:
+        ValueError: a cost that is not square, non-finite costs, scale ≤ 1.
     """
     cost = check_array(cost, "cost")
     if cost.ndim < 2 or cost.shape[-1] != cost.shape[-2]:

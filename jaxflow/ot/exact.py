@@ -107,7 +107,14 @@ def _assignment_points_host(x: ArrayLike, y: ArrayLike, *, ndim: int) -> np.ndar
 
 
 def exact_assignment(cost: jax.Array) -> jax.Array:
-    """Optimal permutation σ [n] for the square cost [n, n] (uniform weights): pairs (i, σ(i)). Jit- and vmap-able."""
+    """Optimal permutation σ [n] for the square cost [n, n] (uniform weights): pairs (i, σ(i)). Jit- and vmap-able.
+
+    Args:
+        cost: a square cost matrix [n, n].
+
+    Returns:
+        The permutation σ [n] (int32).
+    """
     if cost.ndim != 2 or cost.shape[0] != cost.shape[1]:
         raise ValueError(f"exact_assignment needs a square cost matrix, got shape {cost.shape}")
     out = jax.ShapeDtypeStruct(cost.shape[:1], jnp.int32)

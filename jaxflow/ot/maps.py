@@ -64,6 +64,20 @@ def barycentric_map(
     absolute ε (cost units). a, b: sample weights (uniform when None).
     on_nonconvergence: `warn` (default), `raise` or `ignore` when Sinkhorn stops before its tolerance; the flag is
     also kept in `BarycentricMap.converged`.
+
+    Args:
+        x: source samples [n, d].
+        y: target samples [m, d].
+        a: source weights [n] (uniform when None).
+        b: target weights [m] (uniform when None).
+        epsilon: None for the exact plan; ε > 0 for Sinkhorn with that absolute ε.
+        on_nonconvergence: "warn", "raise" or "ignore".
+
+    Returns:
+        A `BarycentricMap` (call it on new points [k, d]; its `fitted` values are T̂(x)).
+
+    Raises:
+        ValueError: empty or non-finite samples, different dimensions, bad weights or ε.
     """
     x = check_array(x, "x", ndim=2)
     y = check_array(y, "y", ndim=2)

@@ -12,7 +12,15 @@ from jaxflow._checks import check_positive
 
 
 def sqeuclidean_cost(x: jax.Array, y: jax.Array) -> jax.Array:
-    """C_ij = ‖x_i − y_j‖² for x [n, ...], y [m, ...] (trailing axes flattened)."""
+    """C_ij = ‖x_i − y_j‖² for x [n, ...], y [m, ...] (trailing axes flattened).
+
+    Args:
+        x: points [n, ...].
+        y: points [m, ...] (the same trailing shape).
+
+    Returns:
+        The cost matrix [n, m].
+    """
     x = x.reshape(x.shape[0], -1)
     y = y.reshape(y.shape[0], -1)
     xx = jnp.sum(x * x, axis=1)[:, None]

@@ -296,7 +296,20 @@ def sinkhorn_to_precision(
 ) -> tuple[ott_sinkhorn.SinkhornOutput, int]:
     """Run ott-jax Sinkhorn (log domain, error checked every 10 iterations) until the L1 marginal error of the plan's
     first marginal is below `threshold`; returns (output, iterations). `solver_kwargs` reaches `ott` unchanged
-    (e.g. `momentum=acceleration.Momentum(...)`, `anderson=acceleration.AndersonAcceleration(...)`)."""
+    (e.g. `momentum=acceleration.Momentum(...)`, `anderson=acceleration.AndersonAcceleration(...)`).
+
+    Args:
+        cost: the cost matrix [n, m].
+        epsilon: the absolute entropic regularisation ε > 0.
+        a: source marginal [n] (uniform when None).
+        b: target marginal [m] (uniform when None).
+        threshold: the L1 marginal error to reach.
+        max_iterations: the most Sinkhorn iterations.
+        solver_kwargs: extra arguments of ott's `Sinkhorn`.
+
+    Returns:
+        (ott's `SinkhornOutput`, the number of iterations).
+    """
     check_positive(epsilon, "epsilon")
     kw = {"inner_iterations": 10, "lse_mode": True, **(solver_kwargs or {})}
     solver = ott_sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations, **kw)

@@ -75,6 +75,15 @@ def sample_vmf(key: jax.Array, mu: jax.Array, kappa: float | jax.Array, n: int) 
 
     Works in any dimension d ≥ 2 (Wood's sampler for the cosine to `mu`, a uniform direction on the orthogonal sphere,
     then a Householder reflection e₁ ↦ mu). Differentiable in `mu` (the reflection is), not in κ.
+
+    Args:
+        key: the JAX key.
+        mu: the mean direction [d] (unit norm).
+        kappa: κ ≥ 0 (0 is uniform on the sphere).
+        n: the number of draws.
+
+    Returns:
+        Unit vectors [n, d].
     """
     mu = check_array(mu, "mu", ndim=1)
     d = mu.shape[0]
@@ -257,10 +266,24 @@ def max_sliced_wasserstein(
     n_steps: int = 200,
     step_size: float = 0.1,
     n_restarts: int = 8,
-    weights=None,
+    weights: tuple[jax.Array | None, jax.Array | None] | None = None,
 ) -> MaxSlicedOutput:
     """Max-SW_p = max_{θ ∈ S^{d−1}} W_p(θ#μ, θ#ν) by normalised projected gradient ascent from `n_restarts` random
-    starts (step size η/√(1+k) at step k). A lower bound on the true maximum; restarts guard against local maxima."""
+    starts (step size η/√(1+k) at step k). A lower bound on the true maximum; restarts guard against local maxima.
+
+    Args:
+        key: draws the restarts' initial directions.
+        x: points [n, d].
+        y: points [m, d].
+        p: the order.
+        n_steps: ascent steps per restart.
+        step_size: η.
+        n_restarts: random starts.
+        weights: (a, b) point weights, or None for uniform.
+
+    Returns:
+        `MaxSlicedOutput`: the distance, the maximising direction [d] and the ascent's history [n_steps].
+    """
     x, y, a, b = _check_inputs(x, y, p, weights)
     check_positive(step_size, "step_size")
     if n_steps < 1 or n_restarts < 1:
@@ -294,12 +317,26 @@ def distributional_sliced_wasserstein(
     p: float = 2.0,
     n_steps: int = 100,
     step_size: float = 0.1,
-    weights=None,
+    weights: tuple[jax.Array | None, jax.Array | None] | None = None,
 ) -> DistributionalSlicedOutput:
     """vMF distributional SW: max_ξ (E_{θ∼vMF(ξ, κ)} W_p^p(θ#μ, θ#ν))^{1/p}.
 
     The expectation is estimated with `n_projections` vMF directions per step (new draws each step, reparametrised
     through the Householder reflection so the gradient in ξ is unbiased); the final value uses fresh directions.
+
+    Args:
+        key: draws the directions.
+        x: points [n, d].
+        y: points [m, d].
+        kappa: the vMF concentration κ ≥ 0.
+        n_projections: vMF directions per step.
+        p: the order.
+        n_steps: ascent steps on the location ξ.
+        step_size: the ascent's step.
+        weights: (a, b) point weights, or None for uniform.
+
+    Returns:
+        `DistributionalSlicedOutput`: the distance (on fresh directions), the location ξ* [d] and the history.
     """
     x, y, a, b = _check_inputs(x, y, p, weights)
     check_positive(kappa, "kappa", allow_zero=True)

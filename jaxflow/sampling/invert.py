@@ -83,6 +83,17 @@ def invert_gradient(
 
     `sampler(z) -> x` must be differentiable (`jaxflow.sample` is, through diffrax's adjoint). Stops when the mean
     RMS residual falls below `tol`.
+
+    Args:
+        sampler: f, `z [B, ...] -> x [B, ...]`, differentiable.
+        y: the target images [B, ...].
+        z_init: the starting noise [B, ...].
+        optimizer: an optax transformation (default Adam 0.05).
+        iterations: the most iterations.
+        tol: stop once the mean RMS residual is below it.
+
+    Returns:
+        `InversionResult`.
     """
     y = check_array(y, "y")
     check_count(iterations, "iterations")
@@ -217,6 +228,16 @@ def step_size_bound(
     block-diagonal and every sample gets its own estimate, and it must support both forward- and reverse-mode
     differentiation: with `jaxflow.sample` pass `adjoint=diffrax.DirectAdjoint()` (the default adjoint is
     reverse-only).
+
+    Args:
+        key: the JAX key of the power iterations' start vectors.
+        sampler: f, acting on each row independently, forward- and reverse-differentiable.
+        z: the noise [B, ...] at which to estimate.
+        iterations: power iterations.
+
+    Returns:
+        `StepSizeBound` per sample: the Lipschitz estimate L, the strong-monotonicity estimate μ, λ, the sufficient step
+        size and the spectral one.
     """
     z = check_array(z, "z")
     check_count(iterations, "iterations")

@@ -60,8 +60,17 @@ def bits_per_dim(log_prob: jax.Array, dim: int) -> jax.Array:
     return -log_prob / (dim * math.log(2.0))
 
 
-def exact_divergence(velocity: Callable, t, x: jax.Array) -> jax.Array:
-    """∇·v(t, x) per sample by the trace of the Jacobian; x [B, ...]."""
+def exact_divergence(velocity: Callable, t: float | jax.Array, x: jax.Array) -> jax.Array:
+    """∇·v(t, x) per sample by the trace of the Jacobian; x [B, ...].
+
+    Args:
+        velocity: `v(t, x)`.
+        t: the time.
+        x: points [B, ...].
+
+    Returns:
+        The divergence [B].
+    """
     shape = x.shape[1:]
 
     def one(xi):
@@ -71,8 +80,18 @@ def exact_divergence(velocity: Callable, t, x: jax.Array) -> jax.Array:
     return jax.vmap(one)(x)
 
 
-def hutchinson_divergence(velocity: Callable, t, x: jax.Array, probes: jax.Array) -> jax.Array:
-    """Hutchinson's estimate mean_k ε_kᵀ J ε_k per sample; probes [K, B, ...]."""
+def hutchinson_divergence(velocity: Callable, t: float | jax.Array, x: jax.Array, probes: jax.Array) -> jax.Array:
+    """Hutchinson's estimate mean_k ε_kᵀ J ε_k per sample; probes [K, B, ...].
+
+    Args:
+        velocity: `v(t, x)`.
+        t: the time.
+        x: points [B, ...].
+        probes: zero-mean, identity-covariance probes [K, B, ...].
+
+    Returns:
+        The estimate [B].
+    """
 
     def one(eps):
         _, jv = jax.jvp(lambda y: velocity(t, y), (x,), (eps,))
@@ -108,7 +127,12 @@ class ExactDivergence(DivergenceEstimator):
 class HutchinsonDivergence(DivergenceEstimator):
     """Hutchinson's unbiased estimate mean_k ε_kᵀ J ε_k with `n_probes` probes per sample, drawn once per call and
     kept along the path (Grathwohl et al. 2019). `probe`: "rademacher", "gaussian", or a sampler
-    `probe(key, shape, dtype)` of zero-mean, identity-covariance probes."""
+    `probe(key, shape, dtype)` of zero-mean, identity-covariance probes.
+
+    Args:
+        n_probes: probes per sample, ≥ 1.
+        probe: "rademacher", "gaussian" or a sampler `probe(key, shape, dtype)`.
+    """
 
     needs_key: ClassVar[bool] = True
     n_probes: int = eqx.field(static=True, default=1)

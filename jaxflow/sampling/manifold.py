@@ -12,7 +12,12 @@ from jaxflow.manifolds import Manifold
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
     """`solver` whose every step ends with `manifold.projx`; error estimates and dense output are the wrapped
-    solver's (isinstance checks forward to it, so an adaptive solver stays adaptive)."""
+    solver's (isinstance checks forward to it, so an adaptive solver stays adaptive).
+
+    Attributes:
+        solver: the wrapped diffrax solver.
+        manifold: the `Manifold` to project onto.
+    """
 
     solver: diffrax.AbstractSolver
     manifold: Manifold

@@ -8,6 +8,7 @@ Euler step (the robustness protocol of the paper's code); with α = 0 any solver
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,17 @@ from jaxflow.sampling.ode import sample
 
 
 def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> jax.Array:
-    """EDM's noise levels σ_0 = σ_max > … > σ_{steps} = σ_min (ρ-spaced), [steps + 1]."""
+    """EDM's noise levels σ_0 = σ_max > … > σ_{steps} = σ_min (ρ-spaced), [steps + 1].
+
+    Args:
+        steps: the number of steps.
+        sigma_min: the smallest level.
+        sigma_max: the largest level.
+        rho: the spacing exponent (7 in EDM).
+
+    Returns:
+        The levels [steps + 1], decreasing.
+    """
     if steps < 1 or not 0 < sigma_min < sigma_max:
         raise ValueError(f"need steps >= 1 and 0 < sigma_min < sigma_max, got {steps}, {sigma_min}, {sigma_max}")
     i = jnp.arange(steps + 1) / steps
@@ -25,6 +36,18 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
 
 def pfgmpp_prior(key: jax.Array, n: int, shape: tuple[int, ...], sigma_max: float, D: float | None) -> jax.Array:
+    """Draws of PFGM++'s prior at r_max = σ_max·√D: the perturbation kernel around 0 (Xu et al. 2023).
+
+    Args:
+        key: the JAX key.
+        n: the number of draws.
+        shape: the shape of one sample (N = its size).
+        sigma_max: the EDM-aligned largest noise level.
+        D: the number of extra dimensions (None: D = ∞, the Gaussian of EDM).
+
+    Returns:
+        [n, *shape] draws.
+    """
     return pfgmpp_perturb(key, jnp.zeros((n, *shape)), sigma_max, D)
 
 
@@ -33,14 +56,30 @@ def sample_pfgmpp(
     x_max: jax.Array,
     sigmas: jax.Array,
     *,
-    params=None,
-    cond=None,
-    solver="heun",
+    params: Any = None,
+    cond: Any = None,
+    solver: Any = "heun",
     step_noise: float = 0.0,
     key: jax.Array | None = None,
     final_denoise: bool = True,
 ) -> jax.Array:
-    """Integrate from x_max at σ = sigmas[0] down to sigmas[-1]; then (by default) return D(x, σ_min)."""
+    """Integrate from x_max at σ = sigmas[0] down to sigmas[-1]; then (by default) return D(x, σ_min).
+
+    Args:
+        denoiser: the EDM denoiser D(params, σ, x, cond) (`jaxflow.losses.edm_denoiser`).
+        x_max: the prior draws at σ = sigmas[0] (`pfgmpp_prior`).
+        sigmas: the decreasing noise levels (`karras_sigmas`).
+        params: the denoiser's parameters.
+        cond: the condition.
+        solver: any solver of `jaxflow.sample` (object or shorthand; default Heun, EDM's second-order step);
+            with step noise the steps are Euler steps.
+        step_noise: α of the robustness probe x += α·t·ε after each step (0: none).
+        key: the JAX key of the step noise.
+        final_denoise: return D(x, σ_min) instead of x at σ_min.
+
+    Returns:
+        The samples, shaped like x_max.
+    """
 
     def field(p, sigma, x, c):
         return (x - denoiser(p, sigma, x, c)) / sigma

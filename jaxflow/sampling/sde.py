@@ -46,7 +46,14 @@ _SDE_SOLVERS = _SDE_SOLVER_NAMES  # kept for one release
 
 
 def diffusion_epsilon(scheduler: Scheduler) -> Callable:
-    """ε(t) = σ²(α̇/α − σ̇/σ): half the squared diffusion of the forward noising SDE of an affine path."""
+    """ε(t) = σ²(α̇/α − σ̇/σ): half the squared diffusion of the forward noising SDE of an affine path.
+
+    Args:
+        scheduler: the affine path's `Scheduler`.
+
+    Returns:
+        ε(t) as a function of t (for `sample_sde(epsilon=...)`).
+    """
 
     def eps(t):
         a, s = scheduler.alpha(t), scheduler.sigma(t)
@@ -164,8 +171,16 @@ def sample_sde(
     return SampleOutput(x, time(us), sol.ys, nfe, num_steps, sol.result)
 
 
-def score_to_drift(path, score: Callable) -> Callable:
-    """The probability-flow velocity of an affine path from its score: v = (α̇/α) x + (α̇σ²/α − σσ̇) s."""
+def score_to_drift(path: Any, score: Callable) -> Callable:
+    """The probability-flow velocity of an affine path from its score: v = (α̇/α) x + (α̇σ²/α − σσ̇) s.
+
+    Args:
+        path: the affine path (an `AffinePath`: its scheduler gives α, σ and their derivatives).
+        score: `s(t, x)`.
+
+    Returns:
+        The velocity `v(t, x)`.
+    """
 
     def drift(t, x):
         return path.convert(score(t, x), t, x, source="score", target="velocity")

@@ -28,7 +28,16 @@ Velocity = Callable[..., jax.Array]
 
 
 def squared_error(pred: jax.Array, y: jax.Array, weight: jax.Array | None) -> jax.Array:
-    """Per-sample ‖pred − y‖² averaged over the event dimensions, times `weight` [B] when given: [B]."""
+    """Per-sample ‖pred − y‖² averaged over the event dimensions, times `weight` [B] when given: [B].
+
+    Args:
+        pred: the model's output [B, ...].
+        y: the regression target [B, ...].
+        weight: per-sample weights [B], or None.
+
+    Returns:
+        The per-sample error [B] (mean over the event dimensions, times the weight).
+    """
     err = jnp.mean(((pred - y) ** 2).reshape(pred.shape[0], -1), axis=1)
     return err if weight is None else weight * err
 

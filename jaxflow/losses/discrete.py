@@ -129,6 +129,12 @@ def mixture_kl_loss(
     return DiscreteFlowLoss(logits_model, path, source, per_token=generalized_kl, **kwargs)
 
 
-def discrete_cross_entropy_loss(logits_model: Callable, path: MixtureDiscretePath, source: DiscreteSource, **kwargs):
-    """The cross-entropy objective −log p_{1|t}(x1 | x_t) (`DiscreteFlowLoss` with `per_token=token_cross_entropy`)."""
+def discrete_cross_entropy_loss(
+    logits_model: Callable, path: MixtureDiscretePath, source: DiscreteSource, **kwargs: Any
+) -> DiscreteFlowLoss:
+    """The cross-entropy objective −log p_{1|t}(x1 | x_t) (`DiscreteFlowLoss` with `per_token=token_cross_entropy`).
+
+    Returns:
+        A `DiscreteFlowLoss` with the cross-entropy per token (its docstring lists the arguments).
+    """
     return DiscreteFlowLoss(logits_model, path, source, per_token=token_cross_entropy, **kwargs)

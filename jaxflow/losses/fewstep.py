@@ -109,7 +109,11 @@ def distillation_loss(
     feature: Callable | None = None,
     conditional: bool = False,
 ) -> DistillationLoss:
-    """A `DistillationLoss` (see there)."""
+    """A `DistillationLoss` (see there).
+
+    Returns:
+        A `DistillationLoss` (its docstring lists the arguments).
+    """
     return DistillationLoss(student, t0, feature, conditional)
 
 
@@ -204,7 +208,11 @@ class MeanFlowLoss(Objective):
 
 
 def meanflow_loss(u: Callable, path=None, coupling=None, time_sampler=None, **options) -> MeanFlowLoss:
-    """A `MeanFlowLoss` (see there)."""
+    """A `MeanFlowLoss` (see there).
+
+    Returns:
+        A `MeanFlowLoss` (its docstring lists the arguments).
+    """
     return MeanFlowLoss(u, path, coupling, time_sampler, **options)
 
 
@@ -300,7 +308,11 @@ class ShortcutLoss(Objective):
 
 
 def shortcut_loss(u: Callable, path=None, coupling=None, **options) -> ShortcutLoss:
-    """A `ShortcutLoss` (see there)."""
+    """A `ShortcutLoss` (see there).
+
+    Returns:
+        A `ShortcutLoss` (its docstring lists the arguments).
+    """
     return ShortcutLoss(u, path, coupling, **options)
 
 
@@ -310,6 +322,13 @@ def oftsr_student(v: Callable, eps: float = 1e-3) -> Callable:
     `v` is the student trained by `OFTSRLoss`: its input is always the start x0, and its time input t is the knob
     (small t: the teacher's first velocity, the posterior mean, high PSNR; t near 1: the end of the teacher's ODE,
     realistic). ε is the released code's end-time gap (T − ε with T = 1).
+
+    Args:
+        v: the student `v(params, t, x0, cond)`.
+        eps: ε in [0, 1].
+
+    Returns:
+        `f(params, t, x0, cond=None) -> [B, ...]`, one network evaluation.
     """
     check_probability(eps, "eps")
 
@@ -424,7 +443,11 @@ class OFTSRLoss(Objective):
 
 
 def oftsr_loss(v: Callable, teacher: Callable, teacher_params, **options) -> OFTSRLoss:
-    """An `OFTSRLoss` (see there)."""
+    """An `OFTSRLoss` (see there).
+
+    Returns:
+        An `OFTSRLoss` (its docstring lists the arguments).
+    """
     return OFTSRLoss(v, teacher, teacher_params, **options)
 
 

@@ -39,7 +39,11 @@ class EDMDenoiser(eqx.Module):
 
 
 def edm_denoiser(net: Callable, sigma_data: float = 0.5) -> EDMDenoiser:
-    """An `EDMDenoiser` of `net` (see there)."""
+    """An `EDMDenoiser` of `net` (see there).
+
+    Returns:
+        An `EDMDenoiser` (its docstring lists the arguments).
+    """
     check_positive(sigma_data, "sigma_data")
     return EDMDenoiser(net, sigma_data)
 
@@ -79,5 +83,9 @@ def pfgmpp_loss(
     p_mean: float = -1.2,
     p_std: float = 1.2,
 ) -> PFGMPPLoss:
-    """A `PFGMPPLoss` (see there)."""
+    """A `PFGMPPLoss` (see there).
+
+    Returns:
+        A `PFGMPPLoss` (its docstring lists the arguments).
+    """
     return PFGMPPLoss(denoiser, D, sigma_data, p_mean, p_std)

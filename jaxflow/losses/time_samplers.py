@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -52,7 +53,19 @@ class TruncatedUniformTime(TimeSampler):
 _TIME_SAMPLERS = {"uniform": UniformTime, "logit_normal": LogitNormalTime, "truncated": TruncatedUniformTime}
 
 
-def get_time_sampler(name: str, **kwargs) -> TimeSampler:
+def get_time_sampler(name: str, **kwargs: Any) -> TimeSampler:
+    """A time sampler by name (a shorthand: every sampler is an object you can construct or subclass).
+
+    Args:
+        name: "uniform", "logit_normal" or "truncated".
+        **kwargs: the sampler's arguments.
+
+    Returns:
+        The `TimeSampler`.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if name not in _TIME_SAMPLERS:
         raise ValueError(f"unknown time sampler {name!r}; choose one of {sorted(_TIME_SAMPLERS)}")
     return _TIME_SAMPLERS[name](**kwargs)

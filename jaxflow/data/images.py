@@ -26,16 +26,29 @@ class ImageData(NamedTuple):
 
 
 def to_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
-    """Raw intensities in [0, max_value] → [−1, 1]."""
+    """Raw intensities in [0, max_value] → [−1, 1].
+
+    Args:
+        x: raw intensities.
+        max_value: the largest raw value (16 for the digits, 255 for 8-bit images).
+
+    Returns:
+        float32 values in [−1, 1].
+    """
     return jnp.asarray(x, jnp.float32) / max_value * 2.0 - 1.0
 
 
 def from_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
+    """[−1, 1] → raw intensities in [0, max_value] (clipped first), the inverse of `to_unit_range`."""
     return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0 * max_value
 
 
 def load_digits() -> ImageData:
-    """The 1,797 8×8 handwritten digits of scikit-learn (intensities 0–16), [1797, 8, 8, 1] in [−1, 1]."""
+    """The 1,797 8×8 handwritten digits of scikit-learn (intensities 0–16), [1797, 8, 8, 1] in [−1, 1].
+
+    Returns:
+        `ImageData` (images [1797, 8, 8, 1] in [−1, 1], labels [1797], 10 classes).
+    """
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError as err:  # pragma: no cover - scikit-learn is in the [experiments] and [dev] extras
@@ -46,7 +59,16 @@ def load_digits() -> ImageData:
 
 
 def train_test_split(key: jax.Array, data: ImageData, test_fraction: float = 0.2) -> tuple[ImageData, ImageData]:
-    """A random train/test split (stratification-free), reproducible from `key`."""
+    """A random train/test split (stratification-free), reproducible from `key`.
+
+    Args:
+        key: the JAX key of the permutation.
+        data: the `ImageData`.
+        test_fraction: the share held out, in (0, 1).
+
+    Returns:
+        (train, test) `ImageData`.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     n = data.images.shape[0]
@@ -98,7 +120,19 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_cifar10(folder: str | Path, split: str = "train", files: tuple[str, ...] | None = None) -> ImageData:
-    """CIFAR-10 from `folder` in the python-pickle batch format; [N, 32, 32, 3] in [−1, 1]."""
+    """CIFAR-10 from `folder` in the python-pickle batch format; [N, 32, 32, 3] in [−1, 1].
+
+    Args:
+        folder: the folder holding `data_batch_1` … `data_batch_5` and `test_batch` (the python version of the set).
+        split: "train" or "test".
+        files: explicit batch file names (default: the split's).
+
+    Returns:
+        `ImageData` (images [N, 32, 32, 3] in [−1, 1], labels [N], 10 classes).
+
+    Raises:
+        FileNotFoundError: a missing folder or batch file (nothing is downloaded).
+    """
     folder = Path(folder)
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")

@@ -16,12 +16,14 @@ initial one; the final population depends on the whole initial population (its m
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from functools import lru_cache
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxflow._checks import check_count
 
@@ -56,7 +58,18 @@ def inside_glyph(points: np.ndarray, letter: str, font: str = "DejaVu Sans") -> 
 
 
 def sample_glyph(key: jax.Array, letter: str, n: int, *, angle: float = 0.0, font: str = "DejaVu Sans") -> jax.Array:
-    """n points uniform inside the glyph (rejection from its box), rotated by `angle` radians: [n, 2] float32."""
+    """n points uniform inside the glyph (rejection from its box), rotated by `angle` radians: [n, 2] float32.
+
+    Args:
+        key: the JAX key.
+        letter: one character of the font.
+        n: the number of points.
+        angle: the rotation in radians.
+        font: a font shipped with matplotlib.
+
+    Returns:
+        [n, 2] float32 points.
+    """
     check_count(n, "n")
     out, filled, i = np.empty((n, 2)), 0, 0
     while filled < n:
@@ -69,9 +82,27 @@ def sample_glyph(key: jax.Array, letter: str, n: int, *, angle: float = 0.0, fon
 
 
 def letter_populations(
-    key: jax.Array, letters, angles, n: int, *, noise: float = 0.25, font: str = "DejaVu Sans"
+    key: jax.Array,
+    letters: Sequence[str],
+    angles: Sequence[float] | ArrayLike,
+    n: int,
+    *,
+    noise: float = 0.25,
+    font: str = "DejaVu Sans",
 ) -> dict:
-    """One population per (letter, angle), in that order: {"x0", "x1": [P, n, 2], "letter": [P] str, "angle": [P]}."""
+    """One population per (letter, angle), in that order: {"x0", "x1": [P, n, 2], "letter": [P] str, "angle": [P]}.
+
+    Args:
+        key: the JAX key.
+        letters: the characters.
+        angles: the rotations (radians).
+        n: points per population.
+        noise: the source population's noise scale (source = target + N(0, noise² I)).
+        font: a font shipped with matplotlib.
+
+    Returns:
+        {"x0": [P, n, 2], "x1": [P, n, 2], "letter": [P], "angle": [P]} with P = len(letters)·len(angles).
+    """
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     x0, x1, names, angs = [], [], [], []
@@ -97,7 +128,18 @@ def aggregation_velocity(x: jax.Array, attraction: float = 1.0, repulsion: float
 def interacting_particles(
     x0: jax.Array, time: float = 1.0, *, attraction: float = 1.0, repulsion: float = 1.5, length: float = 0.5
 ) -> jax.Array:
-    """Final positions [N, d] (or [P, N, d], populations evolved separately) of the aggregation dynamics at `time`."""
+    """Final positions [N, d] (or [P, N, d], populations evolved separately) of the aggregation dynamics at `time`.
+
+    Args:
+        x0: initial positions [N, d] or [P, N, d].
+        time: the integration time.
+        attraction: the attraction strength.
+        repulsion: the repulsion strength.
+        length: the repulsion's length scale.
+
+    Returns:
+        Final positions, shaped like x0.
+    """
     if x0.ndim == 3:
         return jax.vmap(
             lambda x: interacting_particles(x, time, attraction=attraction, repulsion=repulsion, length=length)
@@ -118,7 +160,17 @@ def interacting_particles(
 
 def random_mixture_populations(key: jax.Array, count: int, n: int, *, max_components: int = 3) -> jax.Array:
     """`count` initial populations [count, n, 2]: each from its own Gaussian mixture with 1…`max_components`
-    components (means uniform in [−2, 2]², isotropic scales uniform in [0.15, 0.6], equal weights)."""
+    components (means uniform in [−2, 2]², isotropic scales uniform in [0.15, 0.6], equal weights).
+
+    Args:
+        key: the JAX key.
+        count: the number of populations.
+        n: points per population.
+        max_components: the most mixture components.
+
+    Returns:
+        [count, n, 2] points.
+    """
     check_count(count, "count")
     check_count(n, "n")
 

@@ -72,7 +72,20 @@ def amortized_vmf_sw(
     p: float = 2.0,
 ) -> jax.Array:
     """(E_{θ ~ vMF(location, κ)} W_p^p(θ#μ, θ#ν))^{1/p} at a given location (no ascent); κ=None is κ = ∞ (the one
-    direction `location`, i.e. Max-SW when it is the maximiser)."""
+    direction `location`, i.e. Max-SW when it is the maximiser).
+
+    Args:
+        key: draws the vMF directions.
+        x: points [n, d].
+        y: points [m, d].
+        location: the vMF location [d] (e.g. a `SliceAmortizer`'s output).
+        kappa: κ, or None for κ = ∞.
+        n_projections: directions drawn.
+        p: the order.
+
+    Returns:
+        The distance as a scalar array.
+    """
     if kappa is None:
         theta = location[None] / jnp.linalg.norm(location)
     else:

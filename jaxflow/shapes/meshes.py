@@ -19,6 +19,13 @@ from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
 class Mesh(NamedTuple):
+    """A triangle mesh.
+
+    Attributes:
+        vertices: float [V, 3].
+        faces: int [F, 3], vertex indices of each triangle (counter-clockwise seen from outside).
+    """
+
     vertices: jax.Array
     faces: jax.Array
 
@@ -39,7 +46,14 @@ def _check_int(value, name: str, low: int, high: int | None = None) -> None:
 
 
 def icosphere(subdivisions: int = 3) -> Mesh:
-    """The unit sphere as a subdivided icosahedron (10·4^k + 2 vertices), vertices projected onto the sphere."""
+    """The unit sphere as a subdivided icosahedron (10·4^k + 2 vertices), vertices projected onto the sphere.
+
+    Args:
+        subdivisions: k ≥ 0.
+
+    Returns:
+        The `Mesh`.
+    """
     _check_int(subdivisions, "subdivisions", 0, 8)
     t = (1 + 5**0.5) / 2
     verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
@@ -118,7 +132,19 @@ def random_deformation(key: jax.Array, mesh: Mesh, amplitude: float = 0.15, mode
 
 def random_shape(key: jax.Array, kind: str | None = None, subdivisions: int = 3) -> tuple[str, Mesh]:
     """One shape of the procedural family: ("ellipsoid" | "superquadric" | "rounded_box" | "torus", mesh), with random
-    proportions and a random smooth deformation. `kind=None` picks one of the four."""
+    proportions and a random smooth deformation. `kind=None` picks one of the four.
+
+    Args:
+        key: the JAX key of the kind, proportions and deformation.
+        kind: "ellipsoid", "superquadric", "rounded_box", "torus", or None (random).
+        subdivisions: the icosphere subdivisions of the non-torus kinds.
+
+    Returns:
+        (kind, `Mesh`).
+
+    Raises:
+        ValueError: an unknown kind.
+    """
     kinds = ("ellipsoid", "superquadric", "rounded_box", "torus")
     k_kind, k_scale, k_exp, k_def = jax.random.split(key, 4)
     if kind is None:
@@ -140,6 +166,7 @@ def random_shape(key: jax.Array, kind: str | None = None, subdivisions: int = 3)
 
 
 def face_areas(mesh: Mesh) -> jax.Array:
+    """The area of every triangle, [F]."""
     v, f = _check_mesh(mesh)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     return 0.5 * jnp.linalg.norm(jnp.cross(b - a, c - a), axis=1)
@@ -148,13 +175,21 @@ def face_areas(mesh: Mesh) -> jax.Array:
 def mesh_measure(mesh: Mesh) -> tuple[jax.Array, jax.Array]:
     """The mesh as a probability measure: its triangle centroids [F, 3] with masses proportional to their areas [F]
     (summing to 1), the encoding Le et al. (2023) use for a mesh under sliced Wasserstein. Differentiable in the
-    vertices (both the support and the masses move with them)."""
+    vertices (both the support and the masses move with them).
+
+    Args:
+        mesh: the `Mesh`.
+
+    Returns:
+        (centroids [F, 3], masses [F]).
+    """
     v, f = _check_mesh(mesh)
     areas = face_areas(Mesh(v, f))
     return v[f].mean(axis=1), areas / jnp.sum(areas)
 
 
 def face_normals(mesh: Mesh) -> jax.Array:
+    """The unit normal of every triangle, [F, 3]."""
     v, f = _check_mesh(mesh)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     n = jnp.cross(b - a, c - a)
@@ -162,7 +197,16 @@ def face_normals(mesh: Mesh) -> jax.Array:
 
 
 def sample_surface(key: jax.Array, mesh: Mesh, n: int) -> tuple[jax.Array, jax.Array]:
-    """n points uniform on the surface (area-weighted) and the unit normals of their faces: ([n, 3], [n, 3])."""
+    """n points uniform on the surface (area-weighted) and the unit normals of their faces: ([n, 3], [n, 3]).
+
+    Args:
+        key: the JAX key.
+        mesh: the `Mesh`.
+        n: the number of points.
+
+    Returns:
+        (points [n, 3], normals [n, 3]).
+    """
     check_count(n, "n")
     v, f = _check_mesh(mesh)
     k_face, k_uv = jax.random.split(key)

@@ -7,11 +7,17 @@ from __future__ import annotations
 import functools
 import inspect
 
-from beartype import BeartypeConf, beartype
+import jax
+import numpy as np
+from beartype import BeartypeConf, BeartypeHintOverrides, beartype
 
 ENABLED = [True]
 INSTRUMENTED: list = []  # every function the hook decorated, for tests/test_typing.py
-_BEARTYPE = beartype(conf=BeartypeConf(is_pep484_tower=True))
+# `jax.Array` in a signature means "an array": jaxflow converts its inputs with jnp.asarray, so NumPy arrays are
+# accepted where a jax.Array is (as in jax's own API). Shape-annotated hints (Float[Array, "n d"]) stay strict.
+_BEARTYPE = beartype(
+    conf=BeartypeConf(is_pep484_tower=True, hint_overrides=BeartypeHintOverrides({jax.Array: jax.Array | np.ndarray}))
+)
 
 
 def switchable(fn, *args, **kwargs):

@@ -20,6 +20,12 @@ class ConvAutoencoder(nn.Module):
 
     variational: the encoder gives a mean and a log-variance per latent entry; `__call__` with a key samples
     z = μ + σε and reports KL(q(z|x) ‖ N(0, I)) per image; `encode` returns the mean.
+
+    Attributes:
+        image_shape: (H, W, C) of the images.
+        latent_channels: c, channels of the latent map (H/2 × W/2 × c numbers).
+        features: channels of the two convolutions.
+        variational: a KL-regularised (VAE) encoder.
     """
 
     image_shape: Sequence[int] = (8, 8, 1)
@@ -83,12 +89,26 @@ class ConvAutoencoder(nn.Module):
 
 
 def encoder_fn(module: ConvAutoencoder) -> Callable:
-    """`encode(params, x) -> z` [B, k] (the mean for a variational model)."""
+    """`encode(params, x) -> z` [B, k] (the mean for a variational model).
+
+    Args:
+        module: the `ConvAutoencoder`.
+
+    Returns:
+        `encode(params, x)`.
+    """
     return lambda params, x: module.apply(params, x, method=ConvAutoencoder.encode)
 
 
 def decoder_fn(module: ConvAutoencoder) -> Callable:
-    """`decode(params, z) -> x` [B, H, W, C]."""
+    """`decode(params, z) -> x` [B, H, W, C].
+
+    Args:
+        module: the `ConvAutoencoder`.
+
+    Returns:
+        `decode(params, z)`.
+    """
     return lambda params, z: module.apply(params, z, method=ConvAutoencoder.decode)
 
 
@@ -96,6 +116,13 @@ def autoencoder_loss(module: ConvAutoencoder, beta: float = 0.0) -> Callable:
     """Reconstruction ‖D(E(x)) − x‖² averaged over pixels, plus β·KL per latent entry for a variational model.
 
     batch = {"x1": images [B, H, W, C]}; the key samples the variational latent.
+
+    Args:
+        module: the `ConvAutoencoder`.
+        beta: the KL weight β ≥ 0 (0 for a deterministic model).
+
+    Returns:
+        `loss(params, batch, key) -> (scalar, aux)`.
     """
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")

@@ -12,6 +12,11 @@ class ConvClassifier(nn.Module):
     `apply(params, x)` gives logits; `apply(params, x, method=ConvClassifier.features)` the features.
     pool: "mean" (global average, translation-invariant features) or "flatten" (keeps where the strokes are; more
     accurate on small images such as the 8×8 digits).
+
+    Attributes:
+        num_classes: the number of classes.
+        feature_dim: the size of the feature layer (the Fréchet distance's features in `DigitsMetric`).
+        pool: "mean" or "flatten".
     """
 
     num_classes: int = 10

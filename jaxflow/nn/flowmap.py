@@ -81,7 +81,14 @@ def flow_map_fn(module: nn.Module) -> Callable:
 
 def as_velocity(u: Callable) -> Callable:
     """The instantaneous velocity v(params, t, x, cond) = u(params, t, t, x, cond) of a flow-map model (for ODE
-    samplers, straightness and likelihood)."""
+    samplers, straightness and likelihood).
+
+    Args:
+        u: the flow-map boundary `u(params, s, t, x, cond)`.
+
+    Returns:
+        `v(params, t, x, cond=None)`.
+    """
     return lambda params, t, x, cond=None: u(params, t, t, x, cond)
 
 

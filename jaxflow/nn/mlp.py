@@ -26,7 +26,16 @@ _ACTIVATIONS = {
 
 
 def sinusoidal_embedding(t: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
-    """Transformer-style embedding [B, dim] of times t [B] ∈ [0, 1] (scaled by 1000 as in DDPM code)."""
+    """Transformer-style embedding [B, dim] of times t [B] ∈ [0, 1] (scaled by 1000 as in DDPM code).
+
+    Args:
+        t: times [B] in [0, 1].
+        dim: the embedding size (even).
+        max_period: the longest period.
+
+    Returns:
+        [B, dim].
+    """
     if dim % 2:
         raise ValueError(f"embedding dim must be even, got {dim}")
     half = dim // 2

@@ -3,12 +3,22 @@ grid of 2^(bits−1) − 1 levels per sign, scaled by the leaf's largest magnitu
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 
-def quantize(params, bits: int):
-    """The pytree with each float array w replaced by round(w / s)·s, s = max|w| / (2^(bits−1) − 1)."""
+def quantize(params: Any, bits: int) -> Any:
+    """The pytree with each float array w replaced by round(w / s)·s, s = max|w| / (2^(bits−1) − 1).
+
+    Args:
+        params: a pytree of parameters.
+        bits: the bit width ≥ 2 (symmetric, per array).
+
+    Returns:
+        The quantised pytree (same structure and dtypes).
+    """
     if not (isinstance(bits, int) and 2 <= bits <= 32):
         raise ValueError(f"bits must be an integer in [2, 32], got {bits!r}")
     levels = 2 ** (bits - 1) - 1

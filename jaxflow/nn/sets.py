@@ -54,6 +54,13 @@ class SetEncoder(nn.Module):
     mean over the points and an MLP.
 
     Graph layer: h_i ← act(W h_i + U · mean_{j ∈ kNN(i)} h_j), the neighbours found once on the input points.
+
+    Attributes:
+        out_dim: the embedding size.
+        features: the per-point width.
+        layers: per-point (or graph) layers.
+        k: neighbours of the kNN graph (0: DeepSets).
+        activation: the activation's name.
     """
 
     out_dim: int = 32
@@ -83,7 +90,12 @@ class PopulationTable(nn.Module):
     """One free embedding per training population (the conditional-generator baseline, CGFM): index → [out_dim].
 
     An index of −1 (a population not seen in training) gets the mean of the table: the table cannot say anything
-    about a new population, which is the point of the baseline."""
+    about a new population, which is the point of the baseline.
+
+    Attributes:
+        num_populations: the number of training populations.
+        out_dim: the embedding size.
+    """
 
     num_populations: int
     out_dim: int = 32

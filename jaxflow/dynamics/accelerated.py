@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -247,7 +247,7 @@ def step(system, scheme: Scheme | str, x, p, t, h, damping: Damping = NESTEROV):
 
 
 def integrate(
-    system,
+    system: Any,
     x0: jax.Array,
     *,
     scheme: Scheme | str = "symplectic",
@@ -258,7 +258,26 @@ def integrate(
     t0: float | None = None,
 ) -> FlowRecord:
     """Run `steps` steps of `scheme` from X = x0, P = p0 (zero by default), time t0 (default h, so that the
-    logarithmic damping is finite). Records the potential and the Hamiltonian after every step."""
+    logarithmic damping is finite). Records the potential and the Hamiltonian after every step.
+
+    Args:
+        system: a `LinearAttentionSystem` or `SoftmaxAttentionSystem` (anything with `potential` and `gradient`).
+        x0: the particles [n, d].
+        scheme: a `Scheme` object (`Classical()`, `ExplicitEuler()`, `SymplecticEuler()`, `ExponentialEuler()`) or
+            its name.
+        steps: the number of steps (one oracle call each).
+        h: the step size > 0.
+        damping: the `Damping` γ(t) = c_log/t + c_lin (Nesterov's 3/t by default).
+        p0: the initial momentum [n, d] (zero by default).
+        t0: the start time (default h).
+
+    Returns:
+        `FlowRecord`: the final particles and momentum, the potential and the Hamiltonian after every step, and the
+        oracle-call counts.
+
+    Raises:
+        ValueError: bad shapes, h ≤ 0, steps < 1, t0 ≤ 0.
+    """
     scheme = resolve_scheme(scheme)
     x0 = check_array(x0, "x0", ndim=2)
     check_positive(h, "h")
@@ -282,7 +301,15 @@ def integrate(
 
 
 def calls_to_reach(energy: jax.Array, level: float) -> int | None:
-    """The first oracle-call count at which `energy` is at or below `level` (None if never)."""
+    """The first oracle-call count at which `energy` is at or below `level` (None if never).
+
+    Args:
+        energy: the potential after each call [T].
+        level: the target level.
+
+    Returns:
+        The call count, or None.
+    """
     hit = jnp.nonzero(jnp.asarray(energy) <= level, size=1, fill_value=-1)[0][0]
     hit = int(hit)
     return None if hit < 0 else hit

@@ -194,6 +194,19 @@ def random_attention(
     """`depth` layers of random attention from x0 [n, d]; heads drawn from `law`, or uniformly from `bank`.
 
     Layer ℓ uses the key fold_in(key, ℓ), so a deeper run shares its first layers with a shallower one.
+
+    Args:
+        key: the JAX key (layer ℓ uses fold_in(key, ℓ)).
+        x0: tokens [n, d] on the unit sphere.
+        depth: the number of layers.
+        eta: the step size of each layer.
+        n_heads: heads per layer.
+        beta: the attention's inverse temperature.
+        law: the `HeadLaw` of the random heads.
+        bank: a fixed `Heads` bank to draw the heads from uniformly, or None.
+
+    Returns:
+        `Trajectory`: the final tokens and the order parameters after every layer.
     """
     x0 = check_tokens(x0, "x0")
     _check_scalars(depth, eta, n_heads, beta)

@@ -37,7 +37,7 @@ from scipy import stats
 import jaxflow as jf
 from experiments.claims import Claim, Diff
 from experiments.common import StudyConfig, figure, markdown_table, positive_int, require, tile, train_params
-from experiments.pipeline import Output, Study
+from experiments.pipeline import Output, Study, unit
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,13 @@ def train(loss, params, cfg, *, steps=None, key=None, flow=True, **kwargs):
     as their EMA weights when `cfg.ema`. One seed: every training run takes the study's run key (key(0), as
     results/latent was made) unless given its own."""
     key = jax.random.key(0) if key is None else key
-    return train_params(loss, params, cfg, steps or cfg.fm_steps, key=key, ema=flow and cfg.ema, **kwargs)
+    if "at_checkpoint" in kwargs:  # its side effects would be lost on resume: the caller makes the unit
+        return train_params(loss, params, cfg, steps or cfg.fm_steps, key=key, ema=flow and cfg.ema, **kwargs)
+    # each training run is a resumable unit (named by its description): a killed run resumes at the first unfinished
+    return unit(
+        f"train/{kwargs['desc']}",
+        lambda: train_params(loss, params, cfg, steps or cfg.fm_steps, key=key, ema=flow and cfg.ema, **kwargs),
+    )
 
 
 def half_masks(key, n):
@@ -191,17 +197,21 @@ def run(cfg: LatentConfig, key: jax.Array) -> Output:
             }
         )
 
-    lat_params, lat_sec = train(
-        latent_loss,
-        lat_params,
-        cfg,
-        data_fn=lambda k: {"x1": draw(z_train, k)[1]},
-        steps=piece * cfg.bound_checkpoints,
-        checkpoints=tuple(piece * (i + 1) for i in range(cfg.bound_checkpoints - 1)),
-        at_checkpoint=track,
-        desc="latent FM",
-    )
-    track(piece * cfg.bound_checkpoints, lat_params)
+    def latent_fm():
+        params, sec = train(
+            latent_loss,
+            lat_params,
+            cfg,
+            data_fn=lambda k: {"x1": draw(z_train, k)[1]},
+            steps=piece * cfg.bound_checkpoints,
+            checkpoints=tuple(piece * (i + 1) for i in range(cfg.bound_checkpoints - 1)),
+            at_checkpoint=track,
+            desc="latent FM",
+        )
+        track(piece * cfg.bound_checkpoints, params)
+        return params, sec, list(bound_rows)
+
+    lat_params, lat_sec, bound_rows = unit("train/latent FM", latent_fm)
     res["bound"] = bound_rows
 
     def timed_samples(v, params, dim, decode=None):

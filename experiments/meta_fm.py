@@ -49,7 +49,7 @@ from experiments.common import (
     positive_int,
     require,
 )
-from experiments.pipeline import Output, Study
+from experiments.pipeline import Output, Study, unit
 from jaxflow.nn import MLPVelocity, PopulationTable, SetEncoder, init_mlp, velocity_fn
 from jaxflow.train import TrainState, make_train_step
 
@@ -254,41 +254,54 @@ def run(cfg: MetaFmConfig, key: jax.Array) -> Output:
         test_sel = np.arange(n_test)
         results[name] = {}
         for mi, method in enumerate(methods(cfg)):
-            states, velocity, embed, seconds, losses = train(
-                method, data, cfg, jax.random.fold_in(jax.random.fold_in(key, 100 + di), mi), f"{name} {method}"
+            # one (task, method) is a resumable unit: a killed run starts again at the first unfinished one
+            summary, pred = unit(
+                f"{name}/{method}",
+                lambda mi=mi, method=method, name=name, di=di, data=data, dataset=dataset, tr=train_sel, te=test_sel: (
+                    _train_and_score(method, data, cfg, key, di, mi, name, dataset, tr, te)
+                ),
             )
-            per_seed = []
-            for s in range(cfg.seeds):
-                tr, _ = evaluate(states, velocity, embed, data["train"], train_sel, cfg, s, train_idx=train_sel)
-                te, pred = evaluate(states, velocity, embed, data["test"], test_sel, cfg, s)
-                per_seed.append({"train": tr, "test": te})
-                if s == 0:
-                    figures_data[(name, method)] = pred
-            summary = {
-                f"{split}_{m}_{stat}": float(getattr(np, stat)([r[split][m] for r in per_seed]))
-                for split in ("train", "test")
-                for m in ("w1", "w2", "mmd")
-                for stat in ("mean", "std")
-            }
-            summary.update(
-                per_seed=per_seed,
-                train_seconds=seconds,
-                model_steps_per_s=cfg.steps * cfg.seeds / seconds,
-                final_loss=float(losses[:, -50:].mean()),
-            )
-            if dataset == "letters":
-                summary["test_w1_per_letter"] = _per_letter(states, velocity, embed, data, cfg)
+            figures_data[(name, method)] = pred
             results[name][method] = summary
             for split in ("train", "test"):
-                measurements[f"{split}_w1/{name}/{method}"] = [r[split]["w1"] for r in per_seed]
+                measurements[f"{split}_w1/{name}/{method}"] = [r[split]["w1"] for r in summary["per_seed"]]
             print(
                 f"{name:9s} {method:9s} train W1 {summary['train_w1_mean']:.3f}  held-out W1 "
-                f"{summary['test_w1_mean']:.3f} ± {summary['test_w1_std']:.3f}  ({seconds:.0f} s)",
+                f"{summary['test_w1_mean']:.3f} ± {summary['test_w1_std']:.3f}  ({summary['train_seconds']:.0f} s)",
                 flush=True,
             )
         figures_data[(name, "_data")] = data
     figs = {f"populations_{name.replace('@', '_')}": plot(figures_data, name, cfg) for name, _, _ in tasks(cfg)}
     return Output(measurements, make_table(results, cfg), figs, results)
+
+
+def _train_and_score(method, data, cfg, key, di, mi, name, dataset, train_sel, test_sel):
+    """Train one method on one task over every seed and score it: (summary, the seed-0 held-out predictions)."""
+    states, velocity, embed, seconds, losses = train(
+        method, data, cfg, jax.random.fold_in(jax.random.fold_in(key, 100 + di), mi), f"{name} {method}"
+    )
+    per_seed, shown = [], None
+    for s in range(cfg.seeds):
+        tr, _ = evaluate(states, velocity, embed, data["train"], train_sel, cfg, s, train_idx=train_sel)
+        te, pred = evaluate(states, velocity, embed, data["test"], test_sel, cfg, s)
+        per_seed.append({"train": tr, "test": te})
+        if s == 0:
+            shown = pred
+    summary = {
+        f"{split}_{m}_{stat}": float(getattr(np, stat)([r[split][m] for r in per_seed]))
+        for split in ("train", "test")
+        for m in ("w1", "w2", "mmd")
+        for stat in ("mean", "std")
+    }
+    summary.update(
+        per_seed=per_seed,
+        train_seconds=seconds,
+        model_steps_per_s=cfg.steps * cfg.seeds / seconds,
+        final_loss=float(losses[:, -50:].mean()),
+    )
+    if dataset == "letters":
+        summary["test_w1_per_letter"] = _per_letter(states, velocity, embed, data, cfg)
+    return summary, shown
 
 
 def _per_letter(states, velocity, embed, data, cfg) -> dict:

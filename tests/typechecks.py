@@ -14,10 +14,12 @@ from beartype import BeartypeConf, BeartypeHintOverrides, beartype
 ENABLED = [True]
 INSTRUMENTED: list = []  # every function the hook decorated, for tests/test_typing.py
 # `jax.Array` in a signature means "an array": jaxflow converts its inputs with jnp.asarray, so NumPy arrays are
-# accepted where a jax.Array is (as in jax's own API). Shape-annotated hints (Float[Array, "n d"]) stay strict.
-_BEARTYPE = beartype(
-    conf=BeartypeConf(is_pep484_tower=True, hint_overrides=BeartypeHintOverrides({jax.Array: jax.Array | np.ndarray}))
-)
+# accepted where a jax.Array is (as in jax's own API). `float` means a real number: an int (PEP 484's numeric tower),
+# a NumPy scalar, or a scalar array, which is what arrives under jit, vmap and grad. Shape-annotated hints
+# (Float[Array, "n d"]) stay strict.
+_REAL = float | int | np.integer | np.floating | jax.Array | np.ndarray
+_OVERRIDES = {jax.Array: jax.Array | np.ndarray, float: _REAL, complex: complex | _REAL}
+_BEARTYPE = beartype(conf=BeartypeConf(hint_overrides=BeartypeHintOverrides(_OVERRIDES)))
 
 
 def switchable(fn, *args, **kwargs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -96,12 +97,19 @@ class IndependentCoupling(Coupling):
         return Pairing(x0, x1, jnp.ones(x0.shape[0], x0.dtype), labels)
 
 
-def pair_in_data(data_fn, coupling: Coupling):
+def pair_in_data(data_fn: Callable, coupling: Coupling) -> Callable:
     """Move a coupling out of the loss into the data function: `key -> batch` with x0, x1 (and labels) already paired.
 
     Use with `cfm_loss(..., coupling=IndependentCoupling())` and `make_train_step(..., draw_ahead=True)`: the chunk's
     batches are then drawn and paired in one vmapped call, so a host solver (the exact coupling) sees all of them at
     once and solves them on parallel threads. Couplings with weights (W-CFM) must stay in the loss.
+
+    Args:
+        data_fn: `data_fn(key) -> batch` with "x0" and "x1" (and "labels").
+        coupling: the `Coupling` to apply.
+
+    Returns:
+        `paired(key) -> batch` with the pairs in place.
     """
 
     def paired(key):

@@ -10,7 +10,7 @@ published OT-CFM default) or returns a one-to-one *permutation* of x1.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -30,7 +30,14 @@ MODES = ("resample", "permutation")
 
 def greedy_permutation(plan: jax.Array) -> jax.Array:
     """Round a (fractional) plan [n, n] to a permutation: rows in order of their largest entry take their best free
-    column. O(n²); exact when the plan already is a scaled permutation."""
+    column. O(n²); exact when the plan already is a scaled permutation.
+
+    Args:
+        plan: a plan [n, n].
+
+    Returns:
+        The permutation [n] (row i takes column perm[i]).
+    """
     n = plan.shape[0]
     order = jnp.argsort(-jnp.max(plan, axis=1))
 
@@ -43,7 +50,16 @@ def greedy_permutation(plan: jax.Array) -> jax.Array:
 
 
 def sample_from_plan(key: jax.Array, plan: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-    """n index pairs (i, j) drawn with replacement from the plan [n0, n1] by inverse-CDF sampling."""
+    """n index pairs (i, j) drawn with replacement from the plan [n0, n1] by inverse-CDF sampling.
+
+    Args:
+        key: the JAX key.
+        plan: the plan [n0, n1] (non-negative, any total mass).
+        n: the number of pairs.
+
+    Returns:
+        (row indices [n], column indices [n]).
+    """
     n1 = plan.shape[1]
     flat = plan.reshape(-1)
     idx = jax.random.choice(key, flat.shape[0], shape=(n,), p=flat / jnp.sum(flat), replace=True)
@@ -59,6 +75,13 @@ def label_blocked_cost(cost: jax.Array, labels: jax.Array) -> jax.Array:
     """Forbid cross-label pairs: add a penalty far above any real cost where labels differ.
 
     Row i is treated as carrying labels[i] too, so each label block is square and the blocked problem is feasible.
+
+    Args:
+        cost: the cost [n, n].
+        labels: labels [n] (of both sides).
+
+    Returns:
+        The blocked cost [n, n].
     """
     penalty = 1e3 * (jnp.max(jax.lax.stop_gradient(cost)) + 1.0)
     return cost + penalty * (labels[:, None] != labels[None, :])
@@ -99,7 +122,13 @@ class NetworkSimplex(AssignmentSolver):
 
 class Auction(AssignmentSolver):
     """Bertsekas' auction with ε-scaling on the device (`jaxflow.ot.auction_assignment`): jit-able, vmappable and
-    shardable; total cost within B·ε_final of the optimum (default: relative gap ≤ 1e-4, exact for integer costs)."""
+    shardable; total cost within B·ε_final of the optimum (default: relative gap ≤ 1e-4, exact for integer costs).
+
+    Attributes:
+        epsilon_final: the last phase's ε (default: relative gap ≤ 1e-4).
+        scale: ε's divisor between phases.
+        max_rounds: cap on bidding rounds.
+    """
 
     epsilon_final: float | None = None
     scale: float = eqx.field(default=5.0, static=True)
@@ -250,8 +279,16 @@ class SinkhornCoupling(CostCoupling):
         return _take((x0, x1, labels), i, j)
 
 
-def schrodinger_bridge_coupling(sigma: float, **kwargs) -> SinkhornCoupling:
-    """SB-CFM coupling: entropic OT with absolute ε = 2σ², pairs resampled from the plan (Tong et al. 2024)."""
+def schrodinger_bridge_coupling(sigma: float, **kwargs: Any) -> SinkhornCoupling:
+    """SB-CFM coupling: entropic OT with absolute ε = 2σ², pairs resampled from the plan (Tong et al. 2024).
+
+    Args:
+        sigma: the bridge's noise σ > 0.
+        **kwargs: other `SinkhornCoupling` fields (threshold, max_iterations, ...).
+
+    Returns:
+        The `SinkhornCoupling`.
+    """
     check_positive(sigma, "sigma")
     return SinkhornCoupling(epsilon=2.0 * sigma**2, relative=False, mode="resample", **kwargs)
 

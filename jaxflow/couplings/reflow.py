@@ -143,7 +143,12 @@ def _key_data(key) -> np.ndarray:
 
 
 def save_pairs(path: str | os.PathLike, pairs: ReflowPairs) -> None:
-    """Write the pairs to an .npz file atomically (a killed write leaves no partial file)."""
+    """Write the pairs to an .npz file atomically (a killed write leaves no partial file).
+
+    Args:
+        path: the .npz file to write.
+        pairs: the `ReflowPairs`.
+    """
     buf = io.BytesIO()
     arrays = {"x0": pairs.x0, "x1": pairs.x1, "key": pairs.key}
     if pairs.labels is not None:
@@ -153,6 +158,14 @@ def save_pairs(path: str | os.PathLike, pairs: ReflowPairs) -> None:
 
 
 def load_pairs(path: str | os.PathLike) -> ReflowPairs:
+    """Read pairs written by `save_pairs`.
+
+    Args:
+        path: the .npz file.
+
+    Returns:
+        The `ReflowPairs`.
+    """
     with np.load(Path(path)) as f:
         return ReflowPairs(f["x0"], f["x1"], f["labels"] if "labels" in f else None, f["key"])
 

@@ -107,5 +107,12 @@ class GibbsWeightedCoupling(Coupling):
 
 
 def effective_sample_size(weights: jax.Array) -> jax.Array:
-    """Kish's effective sample size (Σw)² / Σw² of a weight vector."""
+    """Kish's effective sample size (Σw)² / Σw² of a weight vector.
+
+    Args:
+        weights: [B], non-negative.
+
+    Returns:
+        The ESS, between 1 and B.
+    """
     return jnp.sum(weights) ** 2 / jnp.sum(weights**2)

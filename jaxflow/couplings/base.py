@@ -15,8 +15,14 @@ from jaxflow.ot.sinkhorn import sqeuclidean_cost
 
 
 class Pairing(NamedTuple):
-    """Paired samples. x0, x1: [B, ...]; weights: [B] loss weights (ones unless the coupling reweights);
-    labels: [B] labels of the pairs (the x1 side) or None."""
+    """Paired samples, what a coupling returns.
+
+    Attributes:
+        x0: source points [B, ...].
+        x1: data points [B, ...], reordered or resampled by the coupling.
+        weights: loss weights [B] (ones unless the coupling reweights).
+        labels: labels of the pairs [B] (the x1 side), or None.
+    """
 
     x0: jax.Array
     x1: jax.Array

@@ -20,8 +20,16 @@ from jaxflow._deprecation import deprecated_alias
 
 
 class ImageData(NamedTuple):
-    images: jax.Array  # [N, H, W, C] float32 in [-1, 1]
-    labels: jax.Array  # [N] int32
+    """A labelled image set.
+
+    Attributes:
+        images: float32 [N, H, W, C] in [−1, 1].
+        labels: int32 [N].
+        num_classes: the number of classes.
+    """
+
+    images: jax.Array
+    labels: jax.Array
     num_classes: int
 
 

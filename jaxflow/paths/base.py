@@ -12,10 +12,15 @@ from jaxflow._checks import check_array, check_same_shape, check_time
 
 
 class PathSample(NamedTuple):
-    """A draw from a probability path.
+    """A draw from a probability path (what `path.sample(key, x0, x1, t)` returns; the losses' targets read it).
 
-    t: [B] times; x0, x1: [B, ...] endpoints; xt: [B, ...] point on the path; ut: [B, ...] conditional target
-    velocity d/dt x_t; z: [B, ...] the path's own Gaussian noise (None for deterministic paths).
+    Attributes:
+        t: times [B].
+        x0: source endpoints [B, ...].
+        x1: data endpoints [B, ...].
+        xt: the point on the path [B, ...].
+        ut: the conditional target velocity d/dt x_t [B, ...].
+        z: the path's own Gaussian noise [B, ...] (None for deterministic paths).
     """
 
     t: jax.Array

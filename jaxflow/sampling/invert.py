@@ -32,8 +32,14 @@ from jaxflow.sampling.ode import SampleOutput, sample
 
 
 class InversionResult(NamedTuple):
-    """z: the best iterate [B, ...]; residuals: ‖f(z_k) − y‖ per sample RMS, per iteration [K] (mean over the batch);
-    iterations: iterations run; nfe: sampler calls × the sampler's NFE (when known); stopped: why it stopped."""
+    """What the inversion routines return.
+
+    Attributes:
+        z: the best iterate [B, ...].
+        residuals: the RMS residual ‖f(z_k) − y‖ per iteration [K] (mean over the batch).
+        iterations: iterations run.
+        stopped: why it stopped ("iterations", "tolerance", "diverging", "non-finite residual", "proximity").
+    """
 
     z: jax.Array
     residuals: jax.Array

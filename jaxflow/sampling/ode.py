@@ -29,10 +29,16 @@ _SOLVERS = _SOLVER_NAMES
 
 
 class SampleOutput(NamedTuple):
-    """x: final state [B, ...]; ts: saved times [T] or None; trajectory: [T, B, ...] or None;
-    nfe: number of velocity evaluations (for the whole batch, which is one ODE state); num_steps: steps taken
-    (accepted and rejected); result: diffrax's result code (`diffrax.RESULTS.successful` unless the solve failed
-    with `throw=False`)."""
+    """What `jaxflow.sample` (and the other samplers) return.
+
+    Attributes:
+        x: the final state [B, ...].
+        ts: the saved times [T], or None.
+        trajectory: the saved states [T, B, ...], or None.
+        nfe: velocity evaluations (for the whole batch, which is one ODE state).
+        num_steps: steps taken (accepted and rejected).
+        result: diffrax's result code (`diffrax.RESULTS.successful` unless the solve failed with `throw=False`).
+    """
 
     x: jax.Array
     ts: jax.Array | None

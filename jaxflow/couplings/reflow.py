@@ -65,7 +65,14 @@ class ReflowCoupling(Coupling):
 
 class ReflowPairs(NamedTuple):
     """An offline reflow data set: x0 [N, ...] source draws, x1 [N, ...] = Φ(x0), labels [N] or None, and the key
-    data (`jax.random.key_data`) that drew x0, so the set can be regenerated and checked."""
+    data (`jax.random.key_data`) that drew x0, so the set can be regenerated and checked.
+
+    Attributes:
+        x0: source draws [N, ...].
+        x1: their images Φ(x0) [N, ...].
+        labels: labels [N], or None.
+        key: the key data that drew x0.
+    """
 
     x0: np.ndarray
     x1: np.ndarray

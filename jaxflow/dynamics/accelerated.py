@@ -144,7 +144,12 @@ def classical_velocity(system, x) -> jax.Array:
 
 
 class Damping(NamedTuple):
-    """α(t) = c_log / t + c_lin; c_log = 3 is Nesterov's choice."""
+    """α(t) = c_log / t + c_lin; c_log = 3 is Nesterov's choice.
+
+    Attributes:
+        c_log: the coefficient of 1/t.
+        c_lin: the constant part.
+    """
 
     c_log: float = 3.0
     c_lin: float = 0.0
@@ -161,7 +166,15 @@ NESTEROV = Damping(3.0, 0.0)
 
 
 class FlowRecord(NamedTuple):
-    """x, p: final state; energy [steps + 1] (potential U), hamiltonian [steps + 1]; oracle_calls [steps + 1]."""
+    """x, p: final state; energy [steps + 1] (potential U), hamiltonian [steps + 1]; oracle_calls [steps + 1].
+
+    Attributes:
+        x: the final particles [n, d].
+        p: the final momentum [n, d].
+        energy: the potential U after every call [steps + 1].
+        hamiltonian: the Hamiltonian after every call [steps + 1].
+        oracle_calls: the call counts [steps + 1].
+    """
 
     x: jax.Array
     p: jax.Array

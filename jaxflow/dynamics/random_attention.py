@@ -47,7 +47,13 @@ from jaxflow._checks import check_array, check_positive, is_concrete
 
 
 class HeadLaw(NamedTuple):
-    """The law of one random head: Q, K ~ N(0, qk_scale²/d), V = value_mean · I + value_scale · N(0, 1/d)."""
+    """The law of one random head: Q, K ~ N(0, qk_scale²/d), V = value_mean · I + value_scale · N(0, 1/d).
+
+    Attributes:
+        value_mean: the mean of V's diagonal.
+        value_scale: the spread of V.
+        qk_scale: the spread of Q and K.
+    """
 
     value_mean: float = 1.0
     value_scale: float = 1.0
@@ -58,7 +64,13 @@ DEFAULT_LAW = HeadLaw()
 
 
 class Heads(NamedTuple):
-    """Stacked heads: q, k, v of shape [..., d, d]."""
+    """Stacked heads: q, k, v of shape [..., d, d].
+
+    Attributes:
+        q: queries [..., d, d].
+        k: keys [..., d, d].
+        v: values [..., d, d].
+    """
 
     q: jax.Array
     k: jax.Array
@@ -167,7 +179,12 @@ def order_parameters(x: jax.Array) -> dict[str, jax.Array]:
 
 
 class Trajectory(NamedTuple):
-    """x: final tokens [n, d]; measures: order parameters per layer, each [depth + 1] (layer 0 = input)."""
+    """x: final tokens [n, d]; measures: order parameters per layer, each [depth + 1] (layer 0 = input).
+
+    Attributes:
+        x: the final tokens [n, d].
+        measures: the order parameters per layer, each [depth + 1].
+    """
 
     x: jax.Array
     measures: dict

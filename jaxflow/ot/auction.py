@@ -31,7 +31,15 @@ from jaxflow._checks import check_array, is_concrete
 
 class AuctionOutput(NamedTuple):
     """perm [..., B] (row i is paired with column perm[i]); cost: total cost of the assignment; epsilon: the final ε
-    (the assignment's total cost is within B·ε of the optimum); rounds: bidding rounds used; converged."""
+    (the assignment's total cost is within B·ε of the optimum); rounds: bidding rounds used; converged.
+
+    Attributes:
+        perm: the assignment [..., B].
+        cost: its total cost.
+        epsilon: the final ε.
+        rounds: the bidding rounds used.
+        converged: whether the last phase ended before `max_rounds`.
+    """
 
     perm: jax.Array
     cost: jax.Array

@@ -43,6 +43,15 @@ class SNSOutput(NamedTuple):
     f, g: dual potentials (ott convention, usable with `geom.transport_from_potentials`); matrix: the plan;
     sinkhorn_iterations / newton_iterations: iterations of each stage; errors: L1 marginal error after every iteration
     (Sinkhorn iterations first, then Newton steps); converged: error below threshold.
+
+    Attributes:
+        f: the source dual potential [n].
+        g: the target dual potential [m].
+        matrix: the plan [n, m].
+        sinkhorn_iterations: Sinkhorn iterations of the first stage.
+        newton_iterations: Newton steps of the second stage.
+        errors: the L1 marginal error after every iteration.
+        converged: error below the threshold.
     """
 
     f: jax.Array

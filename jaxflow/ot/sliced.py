@@ -31,6 +31,12 @@ class SlicedEstimate(NamedTuple):
 
     `distance` is SW_p (not its p-th power); `stderr` its standard error by the delta method; `power` the estimate of
     SW_p^p (an average over directions, possibly control-variate corrected) and `power_stderr` its standard error.
+
+    Attributes:
+        distance: SW_p.
+        stderr: its standard error.
+        power: the estimate of SW_p^p.
+        power_stderr: its standard error.
     """
 
     distance: jax.Array

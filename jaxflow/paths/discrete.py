@@ -102,7 +102,14 @@ class MaskSource(DiscreteSource):
 
 
 class DiscretePathSample(NamedTuple):
-    """A draw from a mixture path: t [B]; x0, x1, xt: [B, ...] integer tokens."""
+    """A draw from a mixture path: t [B]; x0, x1, xt: [B, ...] integer tokens.
+
+    Attributes:
+        t: times [B].
+        x0: source tokens [B, ...].
+        x1: data tokens [B, ...].
+        xt: the tokens at t [B, ...].
+    """
 
     t: jax.Array
     x0: jax.Array

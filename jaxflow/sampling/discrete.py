@@ -21,7 +21,14 @@ from jaxflow.paths.discrete import DiscreteSource, MaskSource, MixtureDiscretePa
 
 class DiscreteSampleOutput(NamedTuple):
     """x: final tokens [B, ...]; ts: the time grid [N+1]; trajectory: [N+1, B, ...] tokens or None; nfe: model
-    evaluations (one per step)."""
+    evaluations (one per step).
+
+    Attributes:
+        x: the final tokens [B, ...].
+        ts: the time grid [N + 1].
+        trajectory: the tokens at every grid time [N + 1, B, ...], or None.
+        nfe: model evaluations (one per step).
+    """
 
     x: jax.Array
     ts: jax.Array

@@ -215,7 +215,15 @@ def flowopt(
 
 class StepSizeBound(NamedTuple):
     """Per-sample estimates [B]: L = ‖J‖₂, mu = λ_min((J + Jᵀ)/2), lam = the dominant eigenvalue of J (power
-    iteration; meaningful when it is real); sufficient = 2μ/L² (0 where μ ≤ 0); spectral = 2/lam."""
+    iteration; meaningful when it is real); sufficient = 2μ/L² (0 where μ ≤ 0); spectral = 2/lam.
+
+    Attributes:
+        L: ‖J‖₂ [B].
+        mu: λ_min((J + Jᵀ)/2) [B].
+        lam: the dominant eigenvalue of J [B].
+        sufficient: 2μ/L² [B].
+        spectral: 2/lam [B].
+    """
 
     L: jax.Array
     mu: jax.Array

@@ -40,7 +40,15 @@ _PROBES = {"rademacher": jax.random.rademacher, "gaussian": jax.random.normal}
 
 
 class LikelihoodOutput(NamedTuple):
-    """log_prob [B] (nats), bits_per_dim [B], latent x(t0) [B, ...], nfe, num_steps."""
+    """log_prob [B] (nats), bits_per_dim [B], latent x(t0) [B, ...], nfe, num_steps.
+
+    Attributes:
+        log_prob: log-likelihood [B] (nats).
+        bits_per_dim: the same in bits per dimension [B].
+        latent: the prior point x(t0) [B, ...].
+        nfe: evaluations of the augmented field.
+        num_steps: solver steps.
+    """
 
     log_prob: jax.Array
     bits_per_dim: jax.Array

@@ -47,6 +47,20 @@ class DiscreteFlowLoss(Objective):
 
     batch: {"x1": int [B, L, ...]} (optionally "x0", the source tokens, and "labels"); without "x0" the source is
     drawn from `source`. t ~ `time_sampler`, scaled into [0, t_max] (the jump coefficient is infinite at t = 1).
+
+    Args:
+        model: the logits boundary `logits(params, t, x, cond) -> [B, L, V]`.
+        path: the `MixtureDiscretePath`.
+        source: the `DiscreteSource` (uniform or mask).
+        per_token: the per-token objective (`generalized_kl` or `token_cross_entropy`).
+        time_sampler: draws t (default U[0, 1]).
+        t_max: the largest t (the jump coefficient is infinite at 1).
+        conditional: pass batch["labels"] to the model as `cond`.
+        label_dropout: probability of dropping a label.
+        null_label: the label meaning "no condition".
+
+    Raises:
+        TypeError: a path that is not a `MixtureDiscretePath`.
     """
 
     model: Callable = eqx.field(static=True)

@@ -24,7 +24,12 @@ from jaxflow.paths.pfgmpp import pfgmpp_perturb
 
 class EDMDenoiser(eqx.Module):
     """D(params, σ, x, cond) = c_skip x + c_out net(params, c_noise, c_in x, cond), EDM's preconditioning of a
-    network with the model boundary net(params, t, x, cond) (t receives c_noise = ln(σ)/4)."""
+    network with the model boundary net(params, t, x, cond) (t receives c_noise = ln(σ)/4).
+
+    Attributes:
+        net: the network boundary `net(params, t, x, cond)`.
+        sigma_data: the data's standard deviation σ_data.
+    """
 
     net: Callable = eqx.field(static=True)
     sigma_data: float = eqx.field(static=True, default=0.5)
@@ -50,7 +55,15 @@ def edm_denoiser(net: Callable, sigma_data: float = 0.5) -> EDMDenoiser:
 
 class PFGMPPLoss(Objective):
     """PFGM++ with `D` extra dimensions (None: D = ∞, EDM): E λ(σ) ‖D_θ(x, σ) − y‖², x ~ p_σ√D(· | y),
-    σ ~ exp(N(p_mean, p_std²)). batch = {"x1": [B, ...], "labels": [B] (optional)}."""
+    σ ~ exp(N(p_mean, p_std²)). batch = {"x1": [B, ...], "labels": [B] (optional)}.
+
+    Attributes:
+        denoiser: the denoiser `D(params, σ, x, cond)` (an `EDMDenoiser`).
+        D: the number of extra dimensions (None: ∞).
+        sigma_data: σ_data of the loss weight λ(σ).
+        p_mean: the mean of ln σ.
+        p_std: the standard deviation of ln σ.
+    """
 
     denoiser: Callable = eqx.field(static=True)
     D: float | None = eqx.field(static=True)

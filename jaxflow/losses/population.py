@@ -83,6 +83,15 @@ class PopulationLoss(Objective):
     params: {"velocity": ..., "encoder": ...} ({"velocity": ...} when `embed` is None).
     With a mask, pairs are row i with row i (padding weighted out); a within-population OT coupling needs
     populations of equal size without padding.
+
+    Args:
+        velocity: the conditioned velocity `v(params, t, x, cond)` (cond: the population embedding [P, k]).
+        embed: the population encoder (`set_embedding(SetEncoder(...))` for MFM, `table_embedding(PopulationTable(...))`
+            for CGFM), or None for plain FM.
+        path: the probability path (default Cond-OT).
+        coupling: the pairing within a population (default independent).
+        time_sampler: draws t (default U[0, 1]).
+        target: the regression target (a `Target` or its name).
     """
 
     velocity: Callable = eqx.field(static=True)

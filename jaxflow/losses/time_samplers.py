@@ -24,7 +24,12 @@ class UniformTime(TimeSampler):
 
 
 class LogitNormalTime(TimeSampler):
-    """t = sigmoid(m + s·n), n ~ N(0, 1) (Esser et al. 2024): concentrates training mid-path."""
+    """t = sigmoid(m + s·n), n ~ N(0, 1) (Esser et al. 2024): concentrates training mid-path.
+
+    Attributes:
+        mean: m.
+        std: s > 0.
+    """
 
     mean: float = 0.0
     std: float = 1.0
@@ -37,7 +42,11 @@ class LogitNormalTime(TimeSampler):
 
 
 class TruncatedUniformTime(TimeSampler):
-    """t ~ U[ε, 1 − ε]: avoids the singular ends of bridges and interpolants."""
+    """t ~ U[ε, 1 − ε]: avoids the singular ends of bridges and interpolants.
+
+    Attributes:
+        eps: ε in [0, ½).
+    """
 
     eps: float = 1e-3
 

@@ -15,6 +15,9 @@ class BrownianBridgePath(ProbabilityPath):
 
     Written through z, the first term is σ (1 − 2t) / (2 √(t(1 − t))) z; it is singular at t ∈ {0, 1}, where the
     noise itself vanishes, and is set to 0 there. Pair it with entropic OT at ε = 2σ² (`SchrodingerBridgeCoupling`).
+
+    Attributes:
+        sigma: σ ≥ 0, the bridge's noise.
     """
 
     sigma: float = 0.5

@@ -16,6 +16,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxflow._checks import check_array, check_time
 from jaxflow.ot.sinkhorn import sqeuclidean_cost
@@ -23,11 +24,15 @@ from jaxflow.paths.affine import AffinePath, cond_ot_path
 
 
 class EmpiricalDistribution(eqx.Module):
-    """A finite data set `points` [n, ...] as a distribution, with its exact fields (batched, jit-able)."""
+    """A finite data set `points` [n, ...] as a distribution, with its exact fields (batched, jit-able).
+
+    Args:
+        points: the data set [n, ...].
+    """
 
     points: jax.Array
 
-    def __init__(self, points):
+    def __init__(self, points: ArrayLike):
         points = check_array(jnp.asarray(points), "points")
         if points.ndim < 2 or points.shape[0] < 1:
             raise ValueError(f"points must be [n, ...] with n >= 1, got shape {points.shape}")

@@ -38,7 +38,11 @@ class Gamma(eqx.Module):
 
 
 class SqrtGamma(Gamma):
-    """γ = √(a t(1 − t)) (the Brownian-bridge profile); γ̇ is singular at the ends and set to 0 there."""
+    """γ = √(a t(1 − t)) (the Brownian-bridge profile); γ̇ is singular at the ends and set to 0 there.
+
+    Attributes:
+        a: the scale a > 0.
+    """
 
     a: float = 1.0
 

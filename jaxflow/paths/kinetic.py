@@ -35,6 +35,12 @@ class KineticOptimalScheduler(Scheduler):
     Build it with `KineticOptimalScheduler.from_separation(snr, lam)` (λ measured at signal-to-noise ratios `snr`,
     e.g. by `jaxflow.paths.data_separation`) or `KineticOptimalScheduler.from_lambda(fn)` with a callable λ(s).
     `b` is the radius parameter the end conditions fix; `theta_grid`/`t_grid` the tabulated inverse map.
+
+    Attributes:
+        b: the radius parameter.
+        theta_grid: the angle θ on the time grid.
+        t_grid: the time grid.
+        gamma_grid: γ(θ) on the grid.
     """
 
     b: float

@@ -92,7 +92,11 @@ class NoiseTarget(Target):
 
 class ScoreTarget(Target):
     """∇ log p_t(x_t | x0, x1) = −noise/σ_t. `weighted=True` multiplies the squared error by σ_t² (the usual
-    denoising-score-matching weighting, which keeps the loss finite as σ_t → 0)."""
+    denoising-score-matching weighting, which keeps the loss finite as σ_t → 0).
+
+    Attributes:
+        weighted: multiply the squared error by σ_t².
+    """
 
     needs_noise = True
     weighted: bool = eqx.field(default=True, static=True)

@@ -39,6 +39,11 @@ class ScheduleTransformed(eqx.Module):
         >>> t, s, dt, ds = moved.time_and_scale(jnp.asarray(1.0))  # both schedules end at the data
         >>> print(round(float(t), 4), round(float(s), 4))
         1.0 1.0
+
+    Attributes:
+        velocity: the model's velocity, `(t, x)` or `(params, t, x, cond)`.
+        original: the `Scheduler` it was trained under.
+        new: the `Scheduler` to sample under.
     """
 
     velocity: Callable  # a field, not static: a model's bound method carries arrays

@@ -74,7 +74,7 @@ def fit_deformation(
     n_projections: int = 100,
     monitor: Callable | None = None,
     monitor_every: int = 25,
-) -> tuple[MLPVelocity, Any, dict]:
+) -> tuple[Any, Any, dict]:
     """Fit a neural-ODE deformation of `template` to a target (Le et al. 2023).
 
     Args:

@@ -185,7 +185,15 @@ def _signature_diff(stored: list, given: list, limit: int = 4) -> list[str]:
     return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
 
 
-def save_checkpoint(manager: ocp.CheckpointManager, step: int, state, config=None) -> None:
+def save_checkpoint(manager: ocp.CheckpointManager, step: int, state: Any, config: Any = None) -> None:
+    """Save `state` at `step` with its checksum and `config` (atomic: written aside, then renamed).
+
+    Args:
+        manager: the orbax manager (`checkpoint_manager`).
+        step: the step number.
+        state: the `TrainState`.
+        config: the run's configuration (a dict or dataclass), stored for the check on resume.
+    """
     meta = {
         "step": int(step),
         "checksum": state_checksum(state),
@@ -305,6 +313,7 @@ def restore_latest(
 
 
 def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> None:
+    """Draw the loss (log scale) against the step from logged records and save it as a PNG at `path`."""
     from matplotlib.figure import Figure  # no pyplot: the user's backend is left alone
 
     rows = [r for r in records if "loss" in r]

@@ -26,6 +26,7 @@ def data_mesh(devices: Any = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding that keeps a full copy on every device of `mesh` (the state's)."""
     return NamedSharding(mesh, PartitionSpec())
 
 
@@ -43,13 +44,23 @@ def batch_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
 
 
 def check_divisible(batch_size: int, mesh: Mesh) -> None:
+    """Raise a ValueError unless the global batch splits evenly over the mesh's devices."""
     n = mesh.devices.size
     if batch_size % n:
         raise ValueError(f"global batch size {batch_size} must be divisible by the number of devices {n}")
 
 
-def shard_batch(batch, mesh: Mesh, leading: int = 0):
-    """Constrain every leaf [.., B, ...] of a batch to be split over devices along its batch axis (inside jit)."""
+def shard_batch(batch: Any, mesh: Mesh, leading: int = 0) -> Any:
+    """Constrain every leaf [.., B, ...] of a batch to be split over devices along its batch axis (inside jit).
+
+    Args:
+        batch: a pytree of arrays.
+        mesh: the device mesh (axis 'data').
+        leading: unsharded leading axes (e.g. the scan axis).
+
+    Returns:
+        The batch with sharding constraints.
+    """
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, batch_sharding(mesh, leading)), batch)
 
 

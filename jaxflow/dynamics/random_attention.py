@@ -117,7 +117,14 @@ def check_tokens(x: jax.Array, name: str = "x") -> jax.Array:
 
 
 def normalize(x: jax.Array) -> jax.Array:
-    """Project rows onto the unit sphere."""
+    """Project rows onto the unit sphere.
+
+    Args:
+        x: tokens [..., n, d].
+
+    Returns:
+        The rows divided by their norms.
+    """
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
@@ -127,13 +134,34 @@ def uniform_sphere(key: jax.Array, n: int, d: int, dtype=jnp.float32) -> jax.Arr
 
 
 def head_output(x: jax.Array, q: jax.Array, k: jax.Array, v: jax.Array, beta: float) -> jax.Array:
-    """ξ(x)_i = V Σ_j softmax_j(β ⟨Q x_i, K x_j⟩) x_j for one head; x [n, d] → [n, d]."""
+    """ξ(x)_i = V Σ_j softmax_j(β ⟨Q x_i, K x_j⟩) x_j for one head; x [n, d] → [n, d].
+
+    Args:
+        x: tokens [n, d].
+        q: the query matrix [d, d].
+        k: the key matrix [d, d].
+        v: the value matrix [d, d].
+        beta: the inverse temperature β.
+
+    Returns:
+        ξ(x) [n, d].
+    """
     logits = beta * (x @ q.T) @ (x @ k.T).T
     return jax.nn.softmax(logits, axis=-1) @ x @ v.T
 
 
 def attention_layer(x: jax.Array, heads: Heads, eta: float, beta: float) -> jax.Array:
-    """One layer: x ← normalise(x + η Σ_h ξ_h(x)), heads stacked on the leading axis."""
+    """One layer: x ← normalise(x + η Σ_h ξ_h(x)), heads stacked on the leading axis.
+
+    Args:
+        x: tokens [n, d] on the unit sphere.
+        heads: the `Heads` of the layer (stacked on the leading axis).
+        eta: the step size η.
+        beta: the inverse temperature β.
+
+    Returns:
+        The next tokens [n, d].
+    """
     out = jax.vmap(head_output, in_axes=(None, 0, 0, 0, None))(x, heads.q, heads.k, heads.v, beta)
     return normalize(x + eta * out.sum(0))
 
@@ -143,21 +171,42 @@ def attention_layer(x: jax.Array, heads: Heads, eta: float, beta: float) -> jax.
 
 
 def mean_pairwise_cosine(x: jax.Array) -> jax.Array:
-    """Mean of ⟨x_i, x_j⟩ over i ≠ j for unit tokens: 1 when all tokens coincide, ≈ 0 for uniform tokens."""
+    """Mean of ⟨x_i, x_j⟩ over i ≠ j for unit tokens: 1 when all tokens coincide, ≈ 0 for uniform tokens.
+
+    Args:
+        x: unit tokens [n, d].
+
+    Returns:
+        A scalar array.
+    """
     n = x.shape[-2]
     s = jnp.sum(x, axis=-2)
     return (jnp.sum(s * s, axis=-1) - n) / (n * (n - 1))
 
 
 def mean_token_norm2(x: jax.Array) -> jax.Array:
-    """|mean token|²: 1 for one cluster, ≈ 1/n for uniform tokens, 0 for antipodal pairs."""
+    """|mean token|²: 1 for one cluster, ≈ 1/n for uniform tokens, 0 for antipodal pairs.
+
+    Args:
+        x: unit tokens [n, d].
+
+    Returns:
+        A scalar array.
+    """
     m = jnp.mean(x, axis=-2)
     return jnp.sum(m * m, axis=-1)
 
 
 def effective_rank(x: jax.Array) -> jax.Array:
     """exp(entropy) of the normalised eigenvalues of the Gram matrix X Xᵀ (= those of Xᵀ X): 1 for one direction
-    (one cluster or two antipodal ones), up to min(n, d) for spread tokens."""
+    (one cluster or two antipodal ones), up to min(n, d) for spread tokens.
+
+    Args:
+        x: tokens [n, d].
+
+    Returns:
+        A scalar array in [1, min(n, d)].
+    """
     s = jnp.linalg.svd(x, compute_uv=False) ** 2
     p = s / jnp.sum(s, axis=-1, keepdims=True)
     return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1))
@@ -263,7 +312,17 @@ def _project(x, v):
 
 
 def limit_drift(x: jax.Array, bank: Heads, beta: float, temperature: float = 0.0) -> jax.Array:
-    """Itô drift of the homogenised dynamics per unit of t = ℓ η H (see the module docstring)."""
+    """Itô drift of the homogenised dynamics per unit of t = ℓ η H (see the module docstring).
+
+    Args:
+        x: tokens [n, d].
+        bank: the `Heads` bank the layers draw from.
+        beta: the inverse temperature β.
+        temperature: the extra noise temperature.
+
+    Returns:
+        The drift [n, d].
+    """
     mu, e = bank_moments(x, bank, beta)
     drift = _project(x, mu)
     pe = jax.vmap(_project, in_axes=(None, 0))(x, e)  # [M, n, d]
@@ -274,7 +333,16 @@ def limit_drift(x: jax.Array, bank: Heads, beta: float, temperature: float = 0.0
 
 
 def limit_diffusion(x: jax.Array, bank: Heads, beta: float) -> jax.Array:
-    """Diffusion matrix [n, d, M] of the common noise: column r is P (ξ_r − μ)/√M."""
+    """Diffusion matrix [n, d, M] of the common noise: column r is P (ξ_r − μ)/√M.
+
+    Args:
+        x: tokens [n, d].
+        bank: the `Heads` bank (M heads).
+        beta: the inverse temperature β.
+
+    Returns:
+        The diffusion matrix [n, d, M].
+    """
     _, e = bank_moments(x, bank, beta)
     pe = jax.vmap(_project, in_axes=(None, 0))(x, e)
     return jnp.moveaxis(pe, 0, -1) / jnp.sqrt(e.shape[0])
@@ -335,7 +403,15 @@ def homogenized_limit(
 
 
 def wasserstein_1d(a: jax.Array, b: jax.Array) -> jax.Array:
-    """W1 between two empirical laws on the line (equal sizes): mean |sorted a − sorted b|."""
+    """W1 between two empirical laws on the line (equal sizes): mean |sorted a − sorted b|.
+
+    Args:
+        a: samples [n].
+        b: samples [n].
+
+    Returns:
+        W1 as a scalar array.
+    """
     a, b = jnp.ravel(a), jnp.ravel(b)
     if a.shape != b.shape:
         raise ValueError(f"wasserstein_1d needs equal sample sizes, got {a.shape} and {b.shape}")

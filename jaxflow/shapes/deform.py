@@ -28,13 +28,37 @@ def DeformationField(hidden=(128, 128, 128), activation: str = "tanh") -> MLPVel
     return MLPVelocity(out_dim=3, hidden=tuple(hidden), activation=activation, time_embedding="identity")
 
 
-def deform(module: MLPVelocity, params, points: jax.Array, *, steps: int = 8, solver="rk4", adjoint=None):
-    """Points [n, 3] moved by the flow of the field from t = 0 to 1 (`steps` fixed steps of `solver`)."""
+def deform(
+    module: MLPVelocity, params: Any, points: jax.Array, *, steps: int = 8, solver: Any = "rk4", adjoint: Any = None
+) -> jax.Array:
+    """Points [n, 3] moved by the flow of the field from t = 0 to 1 (`steps` fixed steps of `solver`).
+
+    Args:
+        module: the velocity field (`DeformationField()`).
+        params: its parameters.
+        points: points [n, 3].
+        steps: fixed steps.
+        solver: a diffrax solver object or shorthand.
+        adjoint: a diffrax adjoint (e.g. `diffrax.ForwardMode()` for forward-mode derivatives).
+
+    Returns:
+        The moved points [n, 3].
+    """
     return sample(velocity_fn(module), points, params=params, solver=solver, steps=steps, adjoint=adjoint).x
 
 
-def min_jacobian_determinant(module: MLPVelocity, params, points: jax.Array, *, steps: int = 8) -> jax.Array:
-    """min over `points` of det ∂Φ/∂x of the flow map Φ (forward-mode through the solver); > 0 means no fold."""
+def min_jacobian_determinant(module: MLPVelocity, params: Any, points: jax.Array, *, steps: int = 8) -> jax.Array:
+    """min over `points` of det ∂Φ/∂x of the flow map Φ (forward-mode through the solver); > 0 means no fold.
+
+    Args:
+        module: the velocity field.
+        params: its parameters.
+        points: the points [n, 3] where the Jacobian is taken.
+        steps: fixed RK4 steps of the flow.
+
+    Returns:
+        The smallest determinant, a scalar array.
+    """
 
     def flow(p):
         return deform(module, params, p[None], steps=steps, adjoint=diffrax.ForwardMode())[0]

@@ -96,7 +96,17 @@ def superquadric(exponents=(1.0, 1.0), scale=(1.0, 1.0, 1.0), subdivisions: int 
 
 
 def torus(major: float = 1.0, minor: float = 0.35, n_major: int = 48, n_minor: int = 24) -> Mesh:
-    """A torus around the z axis as a periodic (u, v) grid."""
+    """A torus around the z axis as a periodic (u, v) grid.
+
+    Args:
+        major: the major radius.
+        minor: the tube radius.
+        n_major: grid points around the z axis.
+        n_minor: grid points around the tube.
+
+    Returns:
+        The `Mesh`.
+    """
     _check_int(n_major, "n_major", 3)
     _check_int(n_minor, "n_minor", 3)
     if not (np.isfinite(major) and np.isfinite(minor) and 0 < minor < major):
@@ -117,7 +127,17 @@ def torus(major: float = 1.0, minor: float = 0.35, n_major: int = 48, n_minor: i
 
 
 def random_deformation(key: jax.Array, mesh: Mesh, amplitude: float = 0.15, modes: int = 4) -> Mesh:
-    """A smooth random displacement v + amplitude · Σ_k a_k sin(ω_k·v + φ_k), ω_k ~ N(0, 2² I) (same faces)."""
+    """A smooth random displacement v + amplitude · Σ_k a_k sin(ω_k·v + φ_k), ω_k ~ N(0, 2² I) (same faces).
+
+    Args:
+        key: the JAX key of the modes.
+        mesh: the `Mesh` to displace.
+        amplitude: the displacement's scale.
+        modes: the number of sine modes.
+
+    Returns:
+        The displaced `Mesh` (same faces).
+    """
     mesh = _check_mesh(mesh)
     _check_int(modes, "modes", 1)
     if not np.isfinite(amplitude) or amplitude < 0:
@@ -219,8 +239,20 @@ def sample_surface(key: jax.Array, mesh: Mesh, n: int) -> tuple[jax.Array, jax.A
     return pts, face_normals(Mesh(v, f))[face]
 
 
-def normal_consistency(points: jax.Array, normals: jax.Array, ref_points: jax.Array, ref_normals: jax.Array):
-    """Mean |n · n_ref| over each point's nearest reference point, averaged both ways (1 is perfect)."""
+def normal_consistency(
+    points: jax.Array, normals: jax.Array, ref_points: jax.Array, ref_normals: jax.Array
+) -> jax.Array:
+    """Mean |n · n_ref| over each point's nearest reference point, averaged both ways (1 is perfect).
+
+    Args:
+        points: points [n, 3].
+        normals: their unit normals [n, 3].
+        ref_points: reference points [m, 3].
+        ref_normals: their unit normals [m, 3].
+
+    Returns:
+        The consistency in [0, 1], a scalar array.
+    """
 
     def one_way(p, n, q, m):
         return jnp.mean(jnp.abs(jnp.sum(n * m[jnp.argmin(sqeuclidean_cost(p, q), axis=1)], axis=1)))

@@ -30,7 +30,17 @@ def _pointwise(field: Callable, x: jax.Array) -> Callable:
 def jacobian_asymmetry(key: jax.Array, field: Callable, x: jax.Array, n_probes: int = 16) -> jax.Array:
     """Relative Jacobian asymmetry ‖J − Jᵀ‖_F / ‖J‖_F of `field` ([B, d] → [B, d]) at each point of x [B, d]: [B].
 
-    Estimated with `n_probes` Gaussian probes per point (the ratio of two Hutchinson estimates)."""
+    Estimated with `n_probes` Gaussian probes per point (the ratio of two Hutchinson estimates).
+
+    Args:
+        key: the JAX key of the probes.
+        field: `f(x [B, d]) -> [B, d]`.
+        x: points [B, d].
+        n_probes: probes per point.
+
+    Returns:
+        The asymmetry per point [B] (0 for a gradient field).
+    """
     x = check_array(x, "x", ndim=2)
     if n_probes < 1:
         raise ValueError(f"n_probes must be >= 1, got {n_probes}")
@@ -56,7 +66,18 @@ def loop_integrals(
     key: jax.Array, field: Callable, centers: jax.Array, radius: float = 0.5, n_points: int = 64
 ) -> jax.Array:
     """Normalised loop integrals ∮ f·dl / ∮ |f||dl| of `field` ([B, d] → [B, d]) over one circle of `radius` in a
-    uniformly random 2-plane through each centre [B, d] (d ≥ 2): returns [B]."""
+    uniformly random 2-plane through each centre [B, d] (d ≥ 2): returns [B].
+
+    Args:
+        key: the JAX key of the random planes.
+        field: `f(x [B, d]) -> [B, d]`.
+        centers: the loops' centres [B, d].
+        radius: the circles' radius.
+        n_points: points per circle.
+
+    Returns:
+        The normalised circulation per loop [B] (0 for a gradient field).
+    """
     centers = check_array(centers, "centers", ndim=2)
     b, d = centers.shape
     if d < 2:

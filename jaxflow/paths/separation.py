@@ -19,18 +19,36 @@ from jaxflow.paths.empirical import EmpiricalDistribution
 
 
 def normalise(data: jax.Array) -> jax.Array:
-    """Scale the data set so that E‖x1‖²/d = 1 (the normalisation λ assumes)."""
+    """Scale the data set so that E‖x1‖²/d = 1 (the normalisation λ assumes).
+
+    Args:
+        data: the data set [n, ...].
+
+    Returns:
+        The scaled data set.
+    """
     flat = data.reshape(data.shape[0], -1)
     return data * jnp.sqrt(flat.shape[1] / jnp.mean(jnp.sum(flat * flat, axis=1)))
 
 
 @key_first(2)
 def data_separation(
-    key: jax.Array, data: jax.Array, snr, *, num_samples: int = 1024, normalize: bool = True
+    key: jax.Array, data: jax.Array, snr: float | jax.Array, *, num_samples: int = 1024, normalize: bool = True
 ) -> jax.Array:
     """λ(s) at every signal-to-noise ratio in `snr` ([S] or scalar), by Monte Carlo over `num_samples` draws of
     (x1, ε) (x1 from the data, the same draws at every s): E‖E[x1 | s x1 + ε]‖² divided by the draws' E‖x1‖² (which
-    is d for normalised data). The data are normalised first (`normalize=True`)."""
+    is d for normalised data). The data are normalised first (`normalize=True`).
+
+    Args:
+        key: the JAX key of the Monte Carlo draws.
+        data: the data set [n, ...].
+        snr: signal-to-noise ratios s, [S] or a scalar.
+        num_samples: Monte Carlo draws per ratio.
+        normalize: normalise the data first.
+
+    Returns:
+        λ(s), [S] (or a scalar), in [0, 1].
+    """
 
     data = check_array(data, "data")
     if data.ndim < 2 or data.shape[0] == 0:
@@ -66,7 +84,19 @@ def kinetic_energy(
     t_range: tuple[float, float] = (0.0, 1.0),
 ) -> jax.Array:
     """E ∫ ‖u_t(X_t)‖² dt / d of the path's marginal velocity on the data set (x0 ~ N(0, I)), by Gauss–Legendre
-    quadrature in t (`num_times` nodes on `t_range`) and Monte Carlo in X_t (the same draws at every t)."""
+    quadrature in t (`num_times` nodes on `t_range`) and Monte Carlo in X_t (the same draws at every t).
+
+    Args:
+        key: the JAX key of the draws.
+        data: the data set [n, ...].
+        path: the affine path (default Cond-OT).
+        num_times: Gauss–Legendre nodes in t.
+        num_samples: Monte Carlo draws of X_t.
+        t_range: the time interval.
+
+    Returns:
+        The kinetic energy per dimension, a scalar array.
+    """
 
     path = cond_ot_path() if path is None else path
     dist = EmpiricalDistribution(data)

@@ -58,13 +58,28 @@ class LikelihoodOutput(NamedTuple):
 
 
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:
-    """log N(z; 0, I) per sample for z [B, ...]."""
+    """log N(z; 0, I) per sample for z [B, ...].
+
+    Args:
+        z: points [B, ...].
+
+    Returns:
+        log N(z; 0, I) [B].
+    """
     flat = z.reshape(z.shape[0], -1)
     return -0.5 * jnp.sum(flat**2, axis=1) - 0.5 * flat.shape[1] * math.log(2 * math.pi)
 
 
 def bits_per_dim(log_prob: jax.Array, dim: int) -> jax.Array:
-    """−log p / (d log 2)."""
+    """−log p / (d log 2).
+
+    Args:
+        log_prob: log-likelihoods [B] (nats).
+        dim: d, the dimension of one sample.
+
+    Returns:
+        bits per dimension [B].
+    """
     return -log_prob / (dim * math.log(2.0))
 
 

@@ -96,7 +96,14 @@ class MetricsLog:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Records of a JSON-lines file; a torn (unterminated or unparsable) last line is dropped with a warning."""
+    """Records of a JSON-lines file; a torn (unterminated or unparsable) last line is dropped with a warning.
+
+    Args:
+        path: the .jsonl file.
+
+    Returns:
+        The records, one dict per line.
+    """
     text = Path(path).read_text()
     lines = text.split("\n")
     complete, tail = lines[:-1], lines[-1]  # tail is "" when the file ends with a newline

@@ -32,6 +32,14 @@ BLOCK_SCHEMES = ("symplectic", "exponential", "euler")  # the shorthand names a 
 
 
 class MultiHeadAttention(nn.Module):
+    """Softmax or linear multi-head attention on tokens [B, T, D] (see the module docstring).
+
+    Attributes:
+        n_heads: the number of heads (D must be divisible by it).
+        kind: "softmax" or "linear".
+        causal: mask future tokens.
+    """
+
     n_heads: int
     kind: str = "softmax"
     causal: bool = True
@@ -67,6 +75,15 @@ class MLP(nn.Module):
 
 
 class ClassicalBlock(nn.Module):
+    """X ← X + h_a·Attn(LN X), then X ← X + h_m·MLP(LN X), with learnable step sizes (the module docstring).
+
+    Attributes:
+        n_heads: attention heads.
+        kind: "softmax" or "linear".
+        causal: mask future tokens.
+        step_init: the initial step sizes h.
+    """
+
     n_heads: int
     kind: str = "softmax"
     causal: bool = True
@@ -81,6 +98,20 @@ class ClassicalBlock(nn.Module):
 
 
 class AcceleratedBlock(nn.Module):
+    """The accelerated (SympFormer-type) block on the state (X, P): the attention output is the force and the
+    momentum carries it across layers, damped by α(t) = c_log/t + c_lin (the module docstring).
+
+    Attributes:
+        n_heads: attention heads.
+        layer: the block's index (its nominal time is layer + 1).
+        kind: "softmax" or "linear".
+        causal: mask future tokens.
+        scheme: "symplectic", "exponential" or "euler" (or a `Scheme` object).
+        c_log: the damping's 1/t coefficient.
+        c_lin: the damping's constant.
+        step_init: the initial step sizes h.
+    """
+
     n_heads: int
     layer: int = 0
     kind: str = "softmax"

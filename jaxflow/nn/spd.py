@@ -27,6 +27,17 @@ def _expm_sym(s):
 
 
 class BuresWassersteinBatchNorm(nn.Module):
+    """Batch normalisation of SPD matrices [B, d, d] under the (generalised) Bures–Wasserstein metric: power,
+    centre by the Fréchet mean's transport map, scale along the geodesic from I, learned SPD bias (the module
+    docstring), with running statistics at inference.
+
+    Attributes:
+        momentum: the running statistics' momentum.
+        power: θ of the generalised metric X ↦ X^θ.
+        epsilon: δ, added to the dispersion.
+        mean_iterations: fixed-point iterations of the Fréchet mean.
+    """
+
     momentum: float = 0.9
     power: float = 1.0  # θ of the generalised metric X ↦ X^θ
     epsilon: float = 1e-5

@@ -16,6 +16,7 @@ MODULES = [
     "jaxflow.paths.affine",
     "jaxflow.ot.gaussian",
     "jaxflow.data.toy",
+    "jaxflow.dynamics.accelerated",
 ]
 
 

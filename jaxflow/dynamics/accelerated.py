@@ -46,7 +46,22 @@ def _sym(a):
 
 
 class LinearAttentionSystem(NamedTuple):
-    """Linear attention as a Hamiltonian particle system; a [d, d] and v [d, d] symmetric."""
+    """Linear attention as a Hamiltonian particle system; a [d, d] and v [d, d] symmetric.
+
+    Attributes:
+        a: the query-key matrix A [d, d], symmetric.
+        v: the value matrix V [d, d], symmetric (V ≺ 0 makes U ≥ 0 with its minimiser at X = 0).
+
+    Every method takes positions x [N, d] (and momenta p [N, d]) and returns a scalar (`kinetic`, `potential`) or an
+    [N, d] array (`velocity` F, `force` G = −∂H/∂X, `potential_grad` ∇U).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxflow.dynamics import LinearAttentionSystem, hamiltonian
+        >>> system = LinearAttentionSystem(jnp.eye(2), -jnp.eye(2))
+        >>> float(hamiltonian(system, jnp.ones((3, 2)), jnp.zeros((3, 2))))
+        3.0
+    """
 
     a: jax.Array
     v: jax.Array
@@ -77,6 +92,15 @@ class SoftmaxAttentionSystem(NamedTuple):
     sphere (default True): the kernel sees the normalised tokens x̂ = x/|x| (as attention after a normalisation
     layer does), so U is bounded below; for M ⪰ 0 its minimum is −½ N² exp(λ_max(M_sym)), every token along the
     top eigenvector (`min_potential`). With sphere=False the kernel sees x itself and U is unbounded below.
+
+    Attributes:
+        wq: the query weights [heads, d_h, d].
+        wk: the key weights [heads, d_h, d].
+        b: the value/metric matrix B [d, d], symmetric positive semi-definite.
+        sphere: whether the kernel sees x/|x| (True) or x itself.
+
+    The methods have the signatures of `LinearAttentionSystem`'s; `kernel(x)` is E [N, N], `m` is M [d, d] and
+    `min_potential(n)` the infimum of U for n tokens on the sphere.
     """
 
     wq: jax.Array
@@ -134,12 +158,31 @@ class SoftmaxAttentionSystem(NamedTuple):
         return self._chain(x, -0.5 * (e @ xh @ m.T + e.T @ xh @ m))
 
 
-def hamiltonian(system, x, p) -> jax.Array:
+def hamiltonian(system: Any, x: jax.Array, p: jax.Array) -> jax.Array:
+    """The Hamiltonian H = K + U of a particle system.
+
+    Args:
+        system: a particle system (`LinearAttentionSystem`, `SoftmaxAttentionSystem` or anything with `kinetic` and
+            `potential`).
+        x: positions [N, d].
+        p: momenta [N, d].
+
+    Returns:
+        H(X, P) = K(X, P) + U(X), a scalar array.
+    """
     return system.kinetic(x, p) + system.potential(x)
 
 
-def classical_velocity(system, x) -> jax.Array:
-    """Ẋ of the classical (over-damped) flow: F(X, −∇U(X))."""
+def classical_velocity(system: Any, x: jax.Array) -> jax.Array:
+    """Ẋ of the classical (over-damped) flow: F(X, −∇U(X)).
+
+    Args:
+        system: a particle system with `velocity` and `potential_grad`.
+        x: positions [N, d].
+
+    Returns:
+        The velocity [N, d].
+    """
     return system.velocity(x, -system.potential_grad(x))
 
 
@@ -191,6 +234,16 @@ class Scheme(eqx.Module):
     current state, `velocity(p)` = F(X, p) at the current positions (p ↦ p in a transformer block), the damping
     α(t) at the step's start and its integral Δ over the step. Subclass it for another scheme.
     `step(system, x, p, t, h, damping)` evaluates g, α(t) and Δ = ∫_t^{t+h} α for a particle system first.
+
+    Attributes:
+        (none: a scheme is a stateless module; subclasses may carry parameters as equinox fields.)
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxflow.dynamics import ExplicitEuler
+        >>> x, p = ExplicitEuler().update(jnp.zeros(2), jnp.ones(2), jnp.zeros(2), lambda q: q, 0.5, 0.0, 0.0)
+        >>> x.tolist(), p.tolist()
+        ([0.5, 0.5], [1.0, 1.0])
     """
 
     @abc.abstractmethod
@@ -246,7 +299,17 @@ _SCHEMES = {
 
 
 def resolve_scheme(scheme: Scheme | str) -> Scheme:
-    """A scheme object, or the one a shorthand name stands for (`_SCHEMES`)."""
+    """A scheme object, or the one a shorthand name stands for (`_SCHEMES`).
+
+    Args:
+        scheme: a `Scheme` or one of "euler", "symplectic", "exponential", "classical".
+
+    Returns:
+        The `Scheme` object.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if isinstance(scheme, Scheme):
         return scheme
     if isinstance(scheme, str) and scheme in _SCHEMES:
@@ -254,8 +317,29 @@ def resolve_scheme(scheme: Scheme | str) -> Scheme:
     raise ValueError(f"unknown scheme {scheme!r}; pass a Scheme or one of {list(_SCHEMES)}")
 
 
-def step(system, scheme: Scheme | str, x, p, t, h, damping: Damping = NESTEROV):
-    """One step of `scheme` from time t with step h; returns (x, p)."""
+def step(
+    system: Any,
+    scheme: Scheme | str,
+    x: jax.Array,
+    p: jax.Array,
+    t: float | jax.Array,
+    h: float | jax.Array,
+    damping: Damping = NESTEROV,
+) -> tuple[jax.Array, jax.Array]:
+    """One step of `scheme` from time t with step h; returns (x, p).
+
+    Args:
+        system: a particle system.
+        scheme: a `Scheme` or its name.
+        x: positions [N, d].
+        p: momenta [N, d].
+        t: the step's start time (> 0 with logarithmic damping).
+        h: the step size.
+        damping: the damping α(t).
+
+    Returns:
+        (x, p) after the step, each [N, d].
+    """
     return resolve_scheme(scheme).step(system, x, p, t, h, damping)
 
 
@@ -328,8 +412,16 @@ def calls_to_reach(energy: jax.Array, level: float) -> int | None:
     return None if hit < 0 else hit
 
 
-def continuous_field(system, damping: Damping = NESTEROV) -> Callable:
-    """The accelerated vector field (t, (X, P)) ↦ (Ẋ, Ṗ), e.g. for diffrax."""
+def continuous_field(system: Any, damping: Damping = NESTEROV) -> Callable:
+    """The accelerated vector field (t, (X, P)) ↦ (Ẋ, Ṗ), e.g. for diffrax.
+
+    Args:
+        system: a particle system.
+        damping: the damping α(t).
+
+    Returns:
+        `field(t, (x, p), args=None) -> (ẋ, ṗ)`, the signature of a `diffrax.ODETerm` vector field.
+    """
 
     def field(t, state, args=None):
         x, p = state
@@ -338,6 +430,19 @@ def continuous_field(system, damping: Damping = NESTEROV) -> Callable:
     return field
 
 
-def energy_rate(system, x, p, t, damping: Damping = NESTEROV) -> jax.Array:
-    """dH/dt along the accelerated flow in closed form: −α(t) ⟨P, F(X, P)⟩."""
+def energy_rate(
+    system: Any, x: jax.Array, p: jax.Array, t: float | jax.Array, damping: Damping = NESTEROV
+) -> jax.Array:
+    """dH/dt along the accelerated flow in closed form: −α(t) ⟨P, F(X, P)⟩.
+
+    Args:
+        system: a particle system.
+        x: positions [N, d].
+        p: momenta [N, d].
+        t: the time (> 0 with logarithmic damping).
+        damping: the damping α(t).
+
+    Returns:
+        dH/dt, a scalar array (≤ 0 for a positive semi-definite kinetic metric).
+    """
     return -damping(t) * jnp.sum(p * system.velocity(x, p))

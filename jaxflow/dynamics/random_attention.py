@@ -42,6 +42,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from jaxflow._checks import check_array, check_positive, is_concrete
 
@@ -77,8 +78,19 @@ class Heads(NamedTuple):
     v: jax.Array
 
 
-def sample_heads(key: jax.Array, n: int, d: int, law: HeadLaw = DEFAULT_LAW, dtype=jnp.float32) -> Heads:
-    """n independent heads from `law`."""
+def sample_heads(key: jax.Array, n: int, d: int, law: HeadLaw = DEFAULT_LAW, dtype: DTypeLike = jnp.float32) -> Heads:
+    """n independent heads from `law`.
+
+    Args:
+        key: a JAX PRNG key.
+        n: the number of heads.
+        d: the token dimension.
+        law: the `HeadLaw`.
+        dtype: the floating dtype of the matrices.
+
+    Returns:
+        `Heads` with q, k, v of shape [n, d, d].
+    """
     kq, kk, kv = jax.random.split(key, 3)
     s = 1.0 / jnp.sqrt(d)
     q = law.qk_scale * s * jax.random.normal(kq, (n, d, d), dtype)
@@ -88,12 +100,31 @@ def sample_heads(key: jax.Array, n: int, d: int, law: HeadLaw = DEFAULT_LAW, dty
 
 
 def sample_bank(
-    key: jax.Array, size: int, d: int, law: HeadLaw = DEFAULT_LAW, dtype=jnp.float32, antithetic: bool = True
+    key: jax.Array,
+    size: int,
+    d: int,
+    law: HeadLaw = DEFAULT_LAW,
+    dtype: DTypeLike = jnp.float32,
+    antithetic: bool = True,
 ) -> Heads:
     """A bank of `size` heads; its empirical law is the head law shared by finite-depth runs and the limit.
 
     antithetic: the second half reflects the first half's value noise (V' = 2 value_mean · I − V, same Q, K), so the
     bank's mean value matrix is exactly value_mean · I; with value_mean = 0 the bank's drift μ is then exactly zero.
+
+    Args:
+        key: a JAX PRNG key.
+        size: the number of heads M (even when antithetic).
+        d: the token dimension.
+        law: the `HeadLaw`.
+        dtype: the floating dtype of the matrices.
+        antithetic: whether to reflect the value noise of the first half.
+
+    Returns:
+        `Heads` with q, k, v of shape [size, d, d].
+
+    Raises:
+        ValueError: size < 2, or odd with antithetic=True.
     """
     if size < 2 or (antithetic and size % 2):
         raise ValueError(f"a head bank needs an even size >= 2 (antithetic) or >= 2 heads, got {size}")
@@ -128,8 +159,18 @@ def normalize(x: jax.Array) -> jax.Array:
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def uniform_sphere(key: jax.Array, n: int, d: int, dtype=jnp.float32) -> jax.Array:
-    """n i.i.d. uniform points on S^{d-1}."""
+def uniform_sphere(key: jax.Array, n: int, d: int, dtype: DTypeLike = jnp.float32) -> jax.Array:
+    """n i.i.d. uniform points on S^{d-1}.
+
+    Args:
+        key: a JAX PRNG key.
+        n: the number of points.
+        d: the dimension of the ambient space.
+        dtype: the floating dtype.
+
+    Returns:
+        Points [n, d] of unit norm.
+    """
     return normalize(jax.random.normal(key, (n, d), dtype))
 
 
@@ -220,6 +261,15 @@ _ORDER_PARAMETERS: dict[str, Callable] = {
 
 
 def order_parameters(x: jax.Array) -> dict[str, jax.Array]:
+    """The order parameters of one token configuration.
+
+    Args:
+        x: tokens [n, d] (or with leading batch axes).
+
+    Returns:
+        {"cosine": mean pairwise cosine, "mean_norm2": |mean token|², "effective_rank": the Gram matrix's effective
+        rank}, scalar arrays (batched like x).
+    """
     return {name: f(x) for name, f in _ORDER_PARAMETERS.items()}
 
 
@@ -300,7 +350,16 @@ def random_attention(
 
 
 def bank_moments(x: jax.Array, bank: Heads, beta: float) -> tuple[jax.Array, jax.Array]:
-    """(μ [n, d], centred head outputs e = ξ_r − μ [M, n, d]) of the bank's head law at tokens x."""
+    """(μ [n, d], centred head outputs e = ξ_r − μ [M, n, d]) of the bank's head law at tokens x.
+
+    Args:
+        x: tokens [n, d] on the sphere.
+        bank: the `Heads` bank (M heads).
+        beta: the inverse temperature β of the softmax.
+
+    Returns:
+        (μ [n, d], e [M, n, d]).
+    """
     xi = jax.vmap(head_output, in_axes=(None, 0, 0, 0, None))(x, bank.q, bank.k, bank.v, beta)
     mu = xi.mean(0)
     return mu, xi - mu
@@ -366,6 +425,23 @@ def homogenized_limit(
     Brownian tree; `key` required; passing a key selects the SDE solver, so τ may then be traced, e.g. vmapped).
     Tokens are renormalised at the saved times (the SDE leaves the sphere by O(dt)).
     measures are recorded at `save_every` steps (default: 50 points).
+
+    Args:
+        x0: initial tokens [n, d] on the unit sphere.
+        bank: the `Heads` bank (M heads) whose empirical law is the head law.
+        beta: the inverse temperature β.
+        horizon: the time horizon T = L η H (> 0).
+        temperature: the noise temperature τ ≥ 0 (τ = η for the SDE limit).
+        n_steps: the number of solver steps.
+        key: a JAX PRNG key for the Brownian motion (required when temperature > 0).
+        save_every: record the order parameters every this many steps.
+
+    Returns:
+        `Trajectory`: the final tokens and the order parameters (`cosine`, `mean_norm2`, `effective_rank`) with the
+        saved times `t`.
+
+    Raises:
+        ValueError: tokens off the sphere, horizon ≤ 0, temperature < 0, n_steps < 1, or temperature > 0 without a key.
     """
     x0 = check_tokens(x0, "x0")
     check_positive(horizon, "horizon")

@@ -25,7 +25,10 @@ def deprecated_alias(new: Callable, old_name: str, adapt: Callable | None = None
         return new(*args, **kwargs)
 
     alias.__name__ = old_name.rsplit(".", 1)[-1]
-    alias.__doc__ = f"Deprecated alias of `{new.__name__}` (old argument order)."
+    alias.__doc__ = (
+        f"Deprecated alias of `{new.__name__}` (old argument order); it warns once per call site.\n\n"
+        f"Returns:\n    What `{new.__name__}` returns.\n"
+    )
     return alias
 
 

@@ -15,12 +15,24 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxflow._checks import check_array, check_count, check_time, is_concrete
 
 
 class GaussianMixture(eqx.Module):
-    """Mixture Σ_k π_k N(μ_k, Σ_k). weights [K] (normalised here), means [K, d], covs [K, d, d] (SPD)."""
+    """Mixture Σ_k π_k N(μ_k, Σ_k). weights [K] (normalised here), means [K, d], covs [K, d, d] (SPD).
+
+    Sampling, log-density, score and the marginals of an affine path are exact (the mixture stays a mixture).
+
+    Args:
+        weights: the mixture weights π [K], non-negative with a positive sum.
+        means: the means μ [K, d].
+        covs: the covariances Σ [K, d, d], symmetric positive definite.
+
+    Raises:
+        ValueError: shapes that disagree, negative weights, non-symmetric or non-positive-definite covariances.
+    """
 
     weights: jax.Array
     means: jax.Array
@@ -28,7 +40,7 @@ class GaussianMixture(eqx.Module):
     eigvals: jax.Array  # [K, d] of Σ_k
     eigvecs: jax.Array  # [K, d, d]
 
-    def __init__(self, weights, means, covs):
+    def __init__(self, weights: ArrayLike, means: ArrayLike, covs: ArrayLike):
         weights = check_array(weights, "weights", ndim=1)
         means = check_array(means, "means", ndim=2)
         covs = check_array(covs, "covs", ndim=3)

@@ -47,7 +47,15 @@ def to_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
 
 
 def from_unit_range(x: ArrayLike, max_value: float | ArrayLike) -> jax.Array:
-    """[−1, 1] → raw intensities in [0, max_value] (clipped first), the inverse of `to_unit_range`."""
+    """[−1, 1] → raw intensities in [0, max_value] (clipped first), the inverse of `to_unit_range`.
+
+    Args:
+        x: images in [−1, 1].
+        max_value: the intensity of white (scalar or broadcastable to x).
+
+    Returns:
+        The images in [0, max_value].
+    """
     return (jnp.clip(x, -1.0, 1.0) + 1.0) / 2.0 * max_value
 
 

@@ -13,6 +13,8 @@ import abc
 import equinox as eqx
 import jax
 
+from jaxflow.couplings.base import Coupling
+
 
 class Objective(eqx.Module):
     """A training objective. Subclasses implement `__call__(params, batch, key) -> (scalar, aux dict)`."""
@@ -34,6 +36,14 @@ def coupling_of(loss):
     return getattr(loss, "coupling", None) if isinstance(loss, Objective) else None
 
 
-def with_coupling(loss: Objective, coupling) -> Objective:
-    """The same objective with another coupling (a new module; the loss passed in is unchanged)."""
+def with_coupling(loss: Objective, coupling: Coupling) -> Objective:
+    """The same objective with another coupling (a new module; the loss passed in is unchanged).
+
+    Args:
+        loss: an objective with a `coupling` field (e.g. `RegressionLoss`).
+        coupling: the new `Coupling`.
+
+    Returns:
+        The new objective.
+    """
     return eqx.tree_at(lambda obj: obj.coupling, loss, coupling)

@@ -65,6 +65,22 @@ class RegressionLoss(Objective):
     `per_sample(pred, y, target_weight) -> [B]` is the per-sample loss (default: squared error averaged over the
     event dimensions); w_i are the coupling's weights (ones except for W-CFM). A path may return k·B rows for B pairs
     (the antithetic interpolant returns 2B): weights and labels are then repeated.
+
+    Args:
+        model: the model boundary `model(params, t, x, cond) -> [B, ...]` (t [B], x [B, ...]).
+        path: the probability path.
+        target: the regression target (a `Target`: velocity, noise, score, data or your own).
+        coupling: how x0 and x1 are paired (default independent).
+        time_sampler: draws t (default U[0, 1]).
+        conditional: pass the pairing's labels to the model as `cond`.
+        label_dropout: probability in [0, 1] of replacing a label by `null_label`.
+        null_label: the label meaning "no condition" (needed when label_dropout > 0).
+        per_sample: `per_sample(pred, y, target_weight) -> [B]`, the per-sample loss.
+        path_kwargs: extra keyword arguments for `path.sample`.
+
+    Raises:
+        ValueError: label_dropout outside [0, 1], or > 0 without a null label; at call time a batch without "x1",
+            conditional training without labels, or a model output of the wrong shape.
     """
 
     model: Velocity = eqx.field(static=True)

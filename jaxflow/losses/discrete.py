@@ -23,11 +23,23 @@ from jaxflow.losses.time_samplers import TimeSampler, UniformTime
 from jaxflow.paths.discrete import DiscreteSource, MixtureDiscretePath, check_tokens
 
 
-def generalized_kl(logits, x1, xt, jump_coefficient):
+def generalized_kl(logits: jax.Array, x1: jax.Array, xt: jax.Array, jump_coefficient: float | jax.Array) -> jax.Array:
     """Per-token generalized KL: −κ̇/(1−κ) [p_{1|t}(x_t) − δ(x1 = x_t) + (1 − δ(x1 = x_t)) log p_{1|t}(x1)].
 
     logits [..., V]; x1, xt [...] integer; jump_coefficient broadcastable to x1's shape. Non-negative up to
-    round-off when the posterior puts mass 1 on x1 (its minimum is 0 there)."""
+    round-off when the posterior puts mass 1 on x1 (its minimum is 0 there).
+
+    Campbell et al. (2024) and Gat et al. (2024), "Discrete flow matching", arXiv:2407.15595.
+
+    Args:
+        logits: the model's posterior logits [..., V].
+        x1: the data tokens [...] (integer).
+        xt: the path tokens [...] (integer).
+        jump_coefficient: κ̇/(1 − κ), broadcastable to x1's shape.
+
+    Returns:
+        The per-token loss, shaped like x1.
+    """
     log_p = jax.nn.log_softmax(logits, axis=-1)
     log_p_x1 = jnp.take_along_axis(log_p, x1[..., None], axis=-1)[..., 0]
     p_xt = jnp.exp(jnp.take_along_axis(log_p, xt[..., None], axis=-1)[..., 0])
@@ -35,8 +47,20 @@ def generalized_kl(logits, x1, xt, jump_coefficient):
     return -jump_coefficient * (p_xt - same + (1.0 - same) * log_p_x1)
 
 
-def token_cross_entropy(logits, x1, xt=None, jump_coefficient=None):
-    """Per-token −log p_{1|t}(x1 | x_t) (xt and the jump coefficient are unused: same signature as generalized_kl)."""
+def token_cross_entropy(
+    logits: jax.Array, x1: jax.Array, xt: jax.Array | None = None, jump_coefficient: float | jax.Array | None = None
+) -> jax.Array:
+    """Per-token −log p_{1|t}(x1 | x_t) (xt and the jump coefficient are unused: same signature as generalized_kl).
+
+    Args:
+        logits: the model's posterior logits [..., V].
+        x1: the data tokens [...] (integer).
+        xt: unused.
+        jump_coefficient: unused.
+
+    Returns:
+        The per-token loss, shaped like x1.
+    """
     del xt, jump_coefficient
     log_p = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(log_p, x1[..., None], axis=-1)[..., 0]
@@ -148,7 +172,14 @@ def discrete_cross_entropy_loss(
 ) -> DiscreteFlowLoss:
     """The cross-entropy objective −log p_{1|t}(x1 | x_t) (`DiscreteFlowLoss` with `per_token=token_cross_entropy`).
 
+    Args:
+        logits_model: the logits boundary `logits(params, t, x, cond) -> [B, L, V]`.
+        path: the `MixtureDiscretePath`.
+        source: the `DiscreteSource`.
+        **kwargs: the other arguments of `DiscreteFlowLoss` (time_sampler, t_max, conditional, label_dropout,
+            null_label).
+
     Returns:
-        A `DiscreteFlowLoss` with the cross-entropy per token (its docstring lists the arguments).
+        A `DiscreteFlowLoss` with the cross-entropy per token.
     """
     return DiscreteFlowLoss(logits_model, path, source, per_token=token_cross_entropy, **kwargs)

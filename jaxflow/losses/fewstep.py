@@ -111,8 +111,14 @@ def distillation_loss(
 ) -> DistillationLoss:
     """A `DistillationLoss` (see there).
 
+    Args:
+        student: the model boundary `v(params, t, x, cond)` (usually initialised from the teacher).
+        t0: the time the one step starts from.
+        feature: `feature(x) -> [B, k]` for a feature-space error, or None for the squared error.
+        conditional: pass batch["labels"] to the student as `cond`.
+
     Returns:
-        A `DistillationLoss` (its docstring lists the arguments).
+        The `DistillationLoss`.
     """
     return DistillationLoss(student, t0, feature, conditional)
 
@@ -207,11 +213,25 @@ class MeanFlowLoss(Objective):
         return value, {"loss": value, "mse": jnp.mean(err)}
 
 
-def meanflow_loss(u: Callable, path=None, coupling=None, time_sampler=None, **options) -> MeanFlowLoss:
+def meanflow_loss(
+    u: Callable,
+    path: ProbabilityPath | None = None,
+    coupling: Coupling | None = None,
+    time_sampler: TimeSampler | None = None,
+    **options: Any,
+) -> MeanFlowLoss:
     """A `MeanFlowLoss` (see there).
 
+    Args:
+        u: the flow-map model `u(params, s, t, x, cond)`.
+        path: the probability path (default Cond-OT).
+        coupling: the pairing of x0 and x1 (default independent).
+        time_sampler: draws the two times (default U[0, 1]).
+        **options: the other arguments of `MeanFlowLoss` (flow_map_fraction, adaptive_power, adaptive_eps,
+            conditional, label_dropout, null_label).
+
     Returns:
-        A `MeanFlowLoss` (its docstring lists the arguments).
+        The `MeanFlowLoss`.
     """
     return MeanFlowLoss(u, path, coupling, time_sampler, **options)
 
@@ -307,11 +327,20 @@ class ShortcutLoss(Objective):
         return value, {"loss": value, **aux}
 
 
-def shortcut_loss(u: Callable, path=None, coupling=None, **options) -> ShortcutLoss:
+def shortcut_loss(
+    u: Callable, path: ProbabilityPath | None = None, coupling: Coupling | None = None, **options: Any
+) -> ShortcutLoss:
     """A `ShortcutLoss` (see there).
 
+    Args:
+        u: the flow-map model `u(params, s, t, x, cond)`.
+        path: the probability path (default Cond-OT).
+        coupling: the pairing of x0 and x1 (default independent).
+        **options: the other arguments of `ShortcutLoss` (min_step, consistency_fraction, conditional,
+            label_dropout, null_label).
+
     Returns:
-        A `ShortcutLoss` (its docstring lists the arguments).
+        The `ShortcutLoss`.
     """
     return ShortcutLoss(u, path, coupling, **options)
 
@@ -442,11 +471,17 @@ class OFTSRLoss(Objective):
         return value, {"loss": value, "distill": distill, "boundary": boundary, "align": align}
 
 
-def oftsr_loss(v: Callable, teacher: Callable, teacher_params, **options) -> OFTSRLoss:
+def oftsr_loss(v: Callable, teacher: Callable, teacher_params: Any, **options: Any) -> OFTSRLoss:
     """An `OFTSRLoss` (see there).
 
+    Args:
+        v: the student `v(params, t, x0, cond)`.
+        teacher: the teacher's velocity `v_T(teacher_params, t, x, cond)`.
+        teacher_params: the teacher's parameters (fixed).
+        **options: the other arguments of `OFTSRLoss` (dt, weights, t_min, t_max, rk2_r, time_sampler).
+
     Returns:
-        An `OFTSRLoss` (its docstring lists the arguments).
+        The `OFTSRLoss`.
     """
     return OFTSRLoss(v, teacher, teacher_params, **options)
 

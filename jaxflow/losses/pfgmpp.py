@@ -46,8 +46,12 @@ class EDMDenoiser(eqx.Module):
 def edm_denoiser(net: Callable, sigma_data: float = 0.5) -> EDMDenoiser:
     """An `EDMDenoiser` of `net` (see there).
 
+    Args:
+        net: the network boundary `net(params, t, x, cond)`.
+        sigma_data: the data's standard deviation σ_data > 0.
+
     Returns:
-        An `EDMDenoiser` (its docstring lists the arguments).
+        The `EDMDenoiser`.
     """
     check_positive(sigma_data, "sigma_data")
     return EDMDenoiser(net, sigma_data)
@@ -98,7 +102,14 @@ def pfgmpp_loss(
 ) -> PFGMPPLoss:
     """A `PFGMPPLoss` (see there).
 
+    Args:
+        denoiser: the denoiser `D(params, σ, x, cond)` (an `EDMDenoiser`).
+        D: the number of extra dimensions (None: ∞).
+        sigma_data: σ_data of the loss weight λ(σ).
+        p_mean: the mean of ln σ.
+        p_std: the standard deviation of ln σ.
+
     Returns:
-        A `PFGMPPLoss` (its docstring lists the arguments).
+        The `PFGMPPLoss`.
     """
     return PFGMPPLoss(denoiser, D, sigma_data, p_mean, p_std)

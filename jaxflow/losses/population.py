@@ -17,8 +17,10 @@ is the conditional-generator baseline CGFM.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -29,12 +31,20 @@ from jaxflow.losses.time_samplers import TimeSampler
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
 from jaxflow.paths.targets import Target, resolve_target
+from jaxflow.sampling.ode import SampleOutput
 
 Embed = Callable[..., jax.Array]
 
 
-def set_embedding(module) -> Embed:
-    """`embed(params, x0 [N, d], mask [N], index)` of a set encoder module (`SetEncoder`); the index is unused."""
+def set_embedding(module: nn.Module) -> Embed:
+    """`embed(params, x0 [N, d], mask [N], index)` of a set encoder module (`SetEncoder`); the index is unused.
+
+    Args:
+        module: a flax module applied as `module.apply(params, x0, mask)` (e.g. `jaxflow.nn.SetEncoder`).
+
+    Returns:
+        The `embed` function (its `module` attribute is the module).
+    """
 
     def embed(params, x0, mask, index):
         return module.apply(params, x0, mask)
@@ -43,8 +53,15 @@ def set_embedding(module) -> Embed:
     return embed
 
 
-def table_embedding(module) -> Embed:
-    """`embed(params, x0, mask, index)` of a per-population table (`PopulationTable`): only the index is used."""
+def table_embedding(module: nn.Module) -> Embed:
+    """`embed(params, x0, mask, index)` of a per-population table (`PopulationTable`): only the index is used.
+
+    Args:
+        module: a flax module applied as `module.apply(params, index)` (e.g. `jaxflow.nn.PopulationTable`).
+
+    Returns:
+        The `embed` function; it raises ValueError when called without an index.
+    """
 
     def embed(params, x0, mask, index):
         if index is None:
@@ -67,7 +84,15 @@ class _MaskWeights(Coupling):
 
 def conditioned(velocity: Callable, embedding: jax.Array | None) -> Callable:
     """The model boundary `v(params, t, x, cond)` with cond fixed to one population's embedding (broadcast to the
-    rows of x); `embedding=None` drops the conditioning."""
+    rows of x); `embedding=None` drops the conditioning.
+
+    Args:
+        velocity: the conditioned velocity `v(params, t, x, cond)`.
+        embedding: one population's embedding [k], or None.
+
+    Returns:
+        `v(params, t, x, cond=None) -> [B, d]` with cond broadcast to [B, k].
+    """
 
     def v(params, t, x, cond=None):
         if embedding is None:
@@ -160,17 +185,58 @@ class PopulationLoss(Objective):
 population_loss = PopulationLoss  # the builder's name, kept: it is the module itself
 
 
-def embed_population(embed: Embed | None, params, x0, mask=None, index=None) -> jax.Array | None:
-    """The embedding of one source population (None for unconditioned FM)."""
+def embed_population(
+    embed: Embed | None,
+    params: Any,
+    x0: jax.Array,
+    mask: jax.Array | None = None,
+    index: int | jax.Array | None = None,
+) -> jax.Array | None:
+    """The embedding of one source population (None for unconditioned FM).
+
+    Args:
+        embed: the embedding function (`set_embedding(...)` or `table_embedding(...)`), or None.
+        params: {"encoder": ..., ...}; only the encoder's parameters are read.
+        x0: the population [N, d].
+        mask: which rows are real [N] (bool), or None for all.
+        index: the population's index (for a table), or None.
+
+    Returns:
+        The embedding [k], or None when `embed` is None.
+    """
     if embed is None:
         return None
     return embed(params["encoder"], x0, mask, index)
 
 
-def sample_populations(velocity: Callable, embed: Embed | None, params, x0, mask=None, index=None, **sample_kwargs):
+def sample_populations(
+    velocity: Callable,
+    embed: Embed | None,
+    params: Any,
+    x0: jax.Array,
+    mask: jax.Array | None = None,
+    index: jax.Array | None = None,
+    **sample_kwargs: Any,
+) -> SampleOutput:
     """Integrate every source population [P, N, d] through its own conditioned velocity in ONE solve: the rows are
     flattened to [P·N, d] and each row carries its population's embedding as `cond`. Returns `jf.sample`'s output
-    with x reshaped to [P, N, d]. `sample_kwargs` go to `jaxflow.sample` (solver, steps, ...)."""
+    with x reshaped to [P, N, d]. `sample_kwargs` go to `jaxflow.sample` (solver, steps, ...).
+
+    Args:
+        velocity: the conditioned velocity `v(params, t, x, cond)`.
+        embed: the embedding function, or None for unconditioned FM.
+        params: {"velocity": ..., "encoder": ...}.
+        x0: the source populations [P, N, d].
+        mask: which rows are real [P, N] (bool), or None for all.
+        index: the populations' indices [P] (for a table), or None.
+        **sample_kwargs: passed to `jaxflow.sample`.
+
+    Returns:
+        `SampleOutput` with x [P, N, d].
+
+    Raises:
+        ValueError: x0 not of rank 3.
+    """
     from jaxflow.sampling.ode import sample
 
     if x0.ndim != 3:

@@ -33,13 +33,17 @@ NUM_CLASSES = 10
 class DigitsMetric:
     """Fréchet distance and class accuracy of generated digits, with the real-vs-real floor.
 
-    Arguments:
+    Args:
         key: None (default) loads the shipped classifier and split; a key trains a new classifier on a new split
             (`test_fraction` held out), reproducible from the key.
         steps: training steps of a new classifier (ignored when loading).
+        test_fraction: the held-out fraction of a new split (ignored when loading).
         weights: a file written by `save` to load instead of the shipped one.
         min_accuracy: the held-out accuracy the classifier must reach (checked on load and after training).
         min_samples: the fewest images `frechet` accepts.
+
+    Raises:
+        ValueError: both key and weights given, or a classifier below `min_accuracy`.
 
     Images are [n, 8, 8, 1] in [−1, 1] (`jaxflow.data.load_digits`); images that look like [0, 1] or [0, 255] are
     refused. After construction: `accuracy` (held-out), `train`, `test` (ImageData), `params`.

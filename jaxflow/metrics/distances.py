@@ -92,9 +92,22 @@ def mmd(
     return sxx + syy - 2.0 * jnp.mean(kxy)
 
 
-def sliced_wasserstein(key: jax.Array, x, y, n_projections: int = 256, p: float = 2.0) -> jax.Array:
+def sliced_wasserstein(
+    key: jax.Array, x: Float[ArrayLike, "n d"], y: Float[ArrayLike, "m d"], n_projections: int = 256, p: float = 2.0
+) -> jax.Array:
     """Monte Carlo SW_p between point clouds (the distance only; `jaxflow.ot.sliced_wasserstein` also returns the
-    standard error and offers control variates and weights)."""
+    standard error and offers control variates and weights).
+
+    Args:
+        key: a JAX PRNG key for the projections.
+        x: points [n, d].
+        y: points [m, d], the same d.
+        n_projections: the number of random directions.
+        p: the order p ≥ 1.
+
+    Returns:
+        SW_p(x, y), a scalar array.
+    """
     return _sliced.sliced_wasserstein(key, x, y, n_projections=n_projections, p=p).distance
 
 

@@ -144,6 +144,20 @@ class CharTransformer(nn.Module):
     """A causal character-level language model: token and position embeddings, `n_layers` blocks, a linear head.
 
     block: "classical" or "accelerated" (then `scheme`, `c_log`, `c_lin` apply; momentum starts at zero).
+
+    Called as `model.apply(params, tokens)` with integer tokens [B, T] (T ≤ max_len); returns logits [B, T, vocab_size].
+
+    Attributes:
+        vocab_size: the number of token ids V.
+        width: the model width.
+        n_layers: the number of blocks.
+        n_heads: the attention heads per block.
+        max_len: the longest sequence.
+        block: "classical" or "accelerated".
+        kind: the attention kernel, "softmax" or "linear".
+        scheme: the accelerated block's `Scheme` name.
+        c_log: the accelerated block's logarithmic damping coefficient.
+        c_lin: the accelerated block's constant damping.
     """
 
     vocab_size: int

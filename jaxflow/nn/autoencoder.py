@@ -8,6 +8,7 @@ the autoencoder; decoding is a separate call after sampling (Dao et al. 2023, ar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -137,7 +138,16 @@ def autoencoder_loss(module: ConvAutoencoder, beta: float = 0.0) -> Callable:
     return loss
 
 
-def init_autoencoder(key: jax.Array, module: ConvAutoencoder):
+def init_autoencoder(key: jax.Array, module: ConvAutoencoder) -> Any:
+    """Initialise an autoencoder's parameters on a dummy image of its `image_shape`.
+
+    Args:
+        key: a JAX PRNG key.
+        module: the `ConvAutoencoder`.
+
+    Returns:
+        The flax parameter tree.
+    """
     return module.init(key, jnp.zeros((1, *module.image_shape)))
 
 

@@ -33,6 +33,14 @@ def knn_indices(x: jax.Array, k: int, mask: jax.Array | None = None) -> tuple[ja
 
     Returns (indices [N, k'], valid [N, k']) with k' = min(k, N − 1); `valid` is False where a point has fewer than
     k' real neighbours (the extra slots point at padding). Ties are broken by index (`lax.top_k`).
+
+    Args:
+        x: points [N, d].
+        k: the number of neighbours wanted.
+        mask: which points are real [N] (bool), or None for all.
+
+    Returns:
+        (indices [N, k'], valid [N, k']).
     """
     mask = _mask_of(x, mask)
     n = x.shape[0]
@@ -45,6 +53,16 @@ def knn_indices(x: jax.Array, k: int, mask: jax.Array | None = None) -> tuple[ja
 
 
 def masked_mean(h: jax.Array, mask: jax.Array, axis: int) -> jax.Array:
+    """The mean of the rows of h whose mask is True (0 when none is).
+
+    Args:
+        h: features [..., N, k].
+        mask: which rows count [..., N] (bool or 0/1).
+        axis: the row axis of h (and of the mask).
+
+    Returns:
+        The masked mean, h without that axis.
+    """
     w = jnp.expand_dims(mask.astype(h.dtype), -1)
     return jnp.sum(h * w, axis=axis) / jnp.maximum(jnp.sum(w, axis=axis), 1.0)
 

@@ -25,7 +25,19 @@ _NUM_ITER_MAX = 100_000_000
 
 
 def emd_plan_numpy(cost: ArrayLike, a: ArrayLike | None = None, b: ArrayLike | None = None) -> np.ndarray:
-    """Exact OT plan [n, m] for cost [n, m] with marginals a [n], b [m] (uniform when None), float64."""
+    """Exact OT plan [n, m] for cost [n, m] with marginals a [n], b [m] (uniform when None), float64.
+
+    Args:
+        cost: the cost matrix [n, m].
+        a: source weights [n] summing to one (uniform when None).
+        b: target weights [m] summing to one (uniform when None).
+
+    Returns:
+        The plan [n, m] as a float64 NumPy array.
+
+    Raises:
+        RuntimeError: the network-simplex solver did not converge.
+    """
     cost = np.ascontiguousarray(cost, dtype=np.float64)
     n, m = cost.shape
     a = np.full(n, 1.0 / n) if a is None else np.asarray(a, np.float64)
@@ -165,6 +177,16 @@ def exact_assignment_sqeuclidean(x: jax.Array, y: jax.Array) -> jax.Array:
 
     Only the points cross to the host (n·d numbers, not n² costs), and each worker thread builds its problem's cost
     next to the solver, so a chunk of problems costs no device work and no n²-sized buffer. Jit- and vmap-able.
+
+    Args:
+        x: source points [n, ...].
+        y: target points [n, ...], the same shape.
+
+    Returns:
+        The optimal permutation [n] (int32): x[i] goes to y[perm[i]].
+
+    Raises:
+        ValueError: x and y of different shapes or without a batch axis.
     """
     if x.ndim < 2 or x.shape != y.shape:
         raise ValueError(f"exact_assignment_sqeuclidean needs points [n, ...] of one shape, got {x.shape}, {y.shape}")

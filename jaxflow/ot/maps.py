@@ -28,6 +28,18 @@ class BarycentricMap(eqx.Module):
     """A fitted barycentric-projection map (a pytree: it passes through jit and vmap); call it on new points [k, d].
 
     converged: whether the plan's solver met its tolerance (always true for the exact plan).
+
+    Built by `barycentric_map`; out-of-sample points move with the entropic map's softmax over the targets, or
+    (exact plan) with the nearest fitted source's displacement.
+
+    Attributes:
+        x: the fitted sources [n, d].
+        y: the targets [m, d].
+        fitted: T̂(x_i) [n, d].
+        epsilon: the entropic regularisation, or None for the exact plan.
+        g: the target potential [m] (entropic only).
+        b: the target weights [m].
+        converged: whether the plan's solver met its tolerance (always true for the exact plan).
     """
 
     x: jax.Array  # fitted sources [n, d]

@@ -77,6 +77,15 @@ def report_convergence(converged: jax.Array, what: str, policy: str = "warn") ->
 
     Works eagerly and under jit/vmap: inside a trace the report is a host callback run only when the flag is false
     (under jit `raise` surfaces as the callback's error at the jit boundary).
+
+    Args:
+        converged: the solver's flag (a boolean scalar array).
+        what: the solver's name, for the message.
+        policy: "warn", "raise" or "ignore".
+
+    Raises:
+        ValueError: an unknown policy.
+        NotConvergedError: policy "raise" and the flag is false.
     """
     if policy not in ON_NONCONVERGENCE:
         raise ValueError(f"unknown on_nonconvergence {policy!r}; choose one of {ON_NONCONVERGENCE}")

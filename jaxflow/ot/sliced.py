@@ -197,6 +197,9 @@ def sliced_wasserstein(
 
     Args:
       key: draws the `n_projections` = L directions, uniform on S^{d−1}.
+      x: the first point cloud [n, d].
+      y: the second point cloud [m, d], the same d.
+      n_projections: the number L of directions.
       p: order (≥ 1). The result is SW_p, not its p-th power.
       control_variate: None (plain Monte Carlo), "lower" or "upper". Fit Gaussians (m₁, Σ₁), (m₂, Σ₂) to the two clouds;
         per direction C_l = (θᵀΔm)² ("lower") or (θᵀΔm)² + θᵀΣ₁θ + θᵀΣ₂θ ("upper"), with known means ‖Δm‖²/d and

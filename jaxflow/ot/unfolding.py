@@ -67,9 +67,21 @@ def response_matrix(true_values, measured_values, true_edges, measured_edges) ->
     return jnp.asarray(counts / np.maximum(per_true, 1)[None, :])
 
 
-def richardson_lucy(response: jax.Array, measured: jax.Array, prior: jax.Array | None = None, n_iter: int = 50):
+def richardson_lucy(
+    response: jax.Array, measured: jax.Array, prior: jax.Array | None = None, n_iter: int = 50
+) -> jax.Array:
     """Richardson–Lucy unfolding. response [n_meas, n_true], measured histogram [n_meas], prior [n_true] (flat with
-    the measured mass when None). Returns the iterates [n_iter + 1, n_true] (row 0 is the prior)."""
+    the measured mass when None). Returns the iterates [n_iter + 1, n_true] (row 0 is the prior).
+
+    Args:
+        response: the response matrix R [n_meas, n_true] (column j: the measured law of true bin j).
+        measured: the measured histogram [n_meas].
+        prior: the starting truth histogram [n_true], or None.
+        n_iter: the number of iterations.
+
+    Returns:
+        The iterates [n_iter + 1, n_true].
+    """
     response = check_array(response, "response", ndim=2)
     measured = check_array(measured, "measured", ndim=1)
     _nonneg(response, "response")
@@ -121,6 +133,7 @@ def wasserstein_unfolding(
         or [M] (1-D, one). The truth atoms themselves are not needed: the weights returned are on them, in order.
       epsilon: entropic regularisation ε > 0 in squared-distance units.
       prior: initial truth weights [M] (uniform with the data's mass when None); atoms with zero prior stay at zero.
+      n_iter: the number of generalised Sinkhorn iterations (≥ 0).
       data_weights: b [N] (1/N each when None).
     """
     x = jnp.asarray(data)

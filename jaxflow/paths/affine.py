@@ -82,10 +82,18 @@ def _parametrisation(p, role: str) -> Target:
 
 
 def cond_ot_path() -> AffinePath:
-    """The rectified / Cond-OT path x_t = t·x1 + (1 − t)·x0, u_t = x1 − x0: `AffinePath(CondOTScheduler())`."""
+    """The rectified / Cond-OT path x_t = t·x1 + (1 − t)·x0, u_t = x1 − x0: `AffinePath(CondOTScheduler())`.
+
+    Returns:
+        The `AffinePath`.
+    """
     return AffinePath(CondOTScheduler())
 
 
 def vp_trig_path() -> AffinePath:
-    """The trigonometric variance-preserving path x_t = sin(πt/2)·x1 + cos(πt/2)·x0: `AffinePath(VPTrigScheduler())`."""
+    """The trigonometric variance-preserving path x_t = sin(πt/2)·x1 + cos(πt/2)·x0: `AffinePath(VPTrigScheduler())`.
+
+    Returns:
+        The `AffinePath`.
+    """
     return AffinePath(VPTrigScheduler())

@@ -14,6 +14,7 @@ a rate matrix of a continuous-time Markov chain (`posterior_to_velocity`). The d
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -27,8 +28,21 @@ from jaxflow.paths.base import ProbabilityPath
 from jaxflow.paths.schedulers import PolynomialConvexScheduler, Scheduler
 
 
-def check_tokens(x, name: str, vocab_size: int | None = None) -> jax.Array:
-    """An integer array of token ids; with `vocab_size`, every id in [0, vocab_size) (eagerly, or compiled in)."""
+def check_tokens(x: ArrayLike, name: str, vocab_size: int | None = None) -> jax.Array:
+    """An integer array of token ids; with `vocab_size`, every id in [0, vocab_size) (eagerly, or compiled in).
+
+    Args:
+        x: token ids of any shape.
+        name: the argument's name, for the error message.
+        vocab_size: V; when given, every id must lie in [0, V).
+
+    Returns:
+        x as a jax array.
+
+    Raises:
+        TypeError: a non-integer dtype.
+        ValueError: an id outside [0, V) (at trace time for concrete x; under jit through a compiled check).
+    """
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}")
@@ -44,7 +58,13 @@ def check_tokens(x, name: str, vocab_size: int | None = None) -> jax.Array:
 
 
 class DiscreteSource(eqx.Module):
-    """A source law over the vocabulary, the same for every token: `sample(key, shape)` and its `probs` [V]."""
+    """A source law over the vocabulary, the same for every token: `sample(key, shape)` and its `probs` [V].
+
+    Subclass it with `probs()` (and, where a faster sampler exists, `sample`) for another source law.
+
+    Attributes:
+        vocab_size: V, the vocabulary size (static).
+    """
 
     vocab_size: int = eqx.field(static=True)
 
@@ -175,12 +195,25 @@ class MixtureDiscretePath(ProbabilityPath):
         return coef * (probs - jax.nn.one_hot(xt, probs.shape[-1], dtype=probs.dtype))
 
 
-def exact_posterior(probs_data: ArrayLike, source: DiscreteSource, path: MixtureDiscretePath):
+def exact_posterior(
+    probs_data: ArrayLike, source: DiscreteSource, path: MixtureDiscretePath
+) -> Callable[[ArrayLike, jax.Array], jax.Array]:
     """The exact per-token posterior p_{1|t}(x1^i | x_t) for a data law given as a full table `probs_data` over
     [V]^L (L small): the reference "model" that tests and studies compare a learned one against.
 
     Returns `posterior(t, xt) -> [B, L, V]` for xt [B, L]. Bayes per sequence: p(x1 | x_t) ∝ q(x1) Π_i
     (κ δ(x_t^i = x1^i) + (1 − κ) p0(x_t^i)), marginalised to each token.
+
+    Args:
+        probs_data: the data law, a table of shape [V] * L summing to one.
+        source: the source law p0.
+        path: the mixture path (its κ(t)).
+
+    Returns:
+        `posterior(t, xt)`: t scalar or [B], xt integer [B, L] → probabilities [B, L, V].
+
+    Raises:
+        ValueError: probs_data is not a [V] * L table.
     """
     q = jnp.asarray(probs_data)
     length, vocab = q.ndim, q.shape[0]

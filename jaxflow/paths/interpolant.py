@@ -93,7 +93,18 @@ _INTERPOLANTS = {"linear": CondOTScheduler, "trig": VPTrigScheduler}
 
 
 def resolve_gamma(gamma: Gamma | str, a: float | None = None) -> Gamma:
-    """A `Gamma` from an object or a shorthand in `_GAMMAS` (`a` scales `sqrt`)."""
+    """A `Gamma` from an object or a shorthand in `_GAMMAS` (`a` scales `sqrt`).
+
+    Args:
+        gamma: a `Gamma` or one of "sqrt", "sin2", "quadratic", "zero".
+        a: the scale of "sqrt" (only with that name).
+
+    Returns:
+        The `Gamma` object.
+
+    Raises:
+        ValueError: an unknown name, or `a` given with an object or another name.
+    """
     if isinstance(gamma, Gamma):
         if a is not None:
             raise ValueError("`a` only applies to the 'sqrt' shorthand; set it on the Gamma object instead")
@@ -117,8 +128,20 @@ def resolve_interpolant(interpolant: Scheduler | str) -> Scheduler:
     return _INTERPOLANTS[interpolant]()
 
 
-def gamma_and_derivative(kind: Gamma | str, t, a: float = 1.0):
-    """γ(t) and γ̇(t) of a `Gamma` or a shorthand (unknown names raise)."""
+def gamma_and_derivative(kind: Gamma | str, t: float | jax.Array, a: float = 1.0) -> tuple[jax.Array, jax.Array]:
+    """γ(t) and γ̇(t) of a `Gamma` or a shorthand (unknown names raise).
+
+    Args:
+        kind: a `Gamma` or one of "sqrt", "sin2", "quadratic", "zero".
+        t: times in [0, 1], any shape.
+        a: the scale of the "sqrt" shorthand (ignored otherwise).
+
+    Returns:
+        (γ(t), γ̇(t)), each shaped like t.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     return resolve_gamma(kind, a if kind == "sqrt" else None).with_derivative(t)
 
 

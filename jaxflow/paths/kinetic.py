@@ -15,6 +15,8 @@ The scheduler tabulates t(θ) once on a fine θ grid and inverts it by interpola
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,10 +124,25 @@ class KineticOptimalScheduler(Scheduler):
         return d_r * jnp.cos(th) - r * d_theta * jnp.sin(th)
 
 
-def kinetic_energy_of(scheduler: Scheduler, lam_fn, num: int = 2001, t_range=(1e-4, 1 - 1e-4)) -> float:
+def kinetic_energy_of(
+    scheduler: Scheduler,
+    lam_fn: Callable[[np.ndarray], np.ndarray],
+    num: int = 2001,
+    t_range: tuple[float, float] = (1e-4, 1 - 1e-4),
+) -> float:
     """KE per dimension of a scheduler from λ alone (no data): ∫ ṙ² + r²θ̇²γ(θ) dt written in (α, σ):
     ȧ² + σ̇² − β²(1 − λ(α/σ)), β = α̇ − α σ̇/σ (trapezoid rule on `num` times). λ is clipped below at its bound
-    s²/(1 + s²)."""
+    s²/(1 + s²).
+
+    Args:
+        scheduler: the (α, σ) scheduler.
+        lam_fn: λ as a function of the signal-to-noise ratio α/σ (NumPy arrays in and out).
+        num: the number of quadrature times.
+        t_range: the integration interval inside (0, 1) (both ends avoid σ = 0 or α = 0).
+
+    Returns:
+        The kinetic energy per dimension, a float.
+    """
     t = np.linspace(*t_range, num)
     a, s = np.asarray(scheduler.alpha(jnp.asarray(t))), np.asarray(scheduler.sigma(jnp.asarray(t)))
     da, ds = np.asarray(scheduler.d_alpha(jnp.asarray(t))), np.asarray(scheduler.d_sigma(jnp.asarray(t)))

@@ -18,8 +18,24 @@ import numpy as np
 from jaxflow._checks import is_concrete
 
 
-def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma, D: float | np.integer | None) -> jax.Array:
-    """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian)."""
+def pfgmpp_perturb(key: jax.Array, y: jax.Array, sigma: float | jax.Array, D: float | np.integer | None) -> jax.Array:
+    """x = y + R u for each row of y [B, ...] (N = the size of one row); σ scalar or [B]; D=None is D = ∞ (Gaussian).
+
+    The radius R follows the PFGM++ perturbation kernel (Xu et al. 2023, arXiv:2302.04265): R = σ √D · √(b/(1 − b)),
+    b ~ Beta(N/2, D/2), u uniform on the unit sphere of the row (r = σ√D); R concentrates at σ√N as D → ∞.
+
+    Args:
+        key: a JAX PRNG key.
+        y: clean data [B, ...].
+        sigma: the noise level σ > 0, scalar or [B].
+        D: the augmentation dimension D > 0, or None for D = ∞.
+
+    Returns:
+        The perturbed batch, shaped like y.
+
+    Raises:
+        ValueError: y with fewer than two axes, empty or non-finite; σ ≤ 0; D not a positive finite number or None.
+    """
     if y.ndim < 2:
         raise ValueError(f"y must be [B, ...], got shape {y.shape}")
     if y.shape[0] == 0 or jnp.size(y[0]) == 0:

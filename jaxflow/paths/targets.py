@@ -17,6 +17,7 @@ sample `ps.x0` otherwise (affine paths with a standard Gaussian source, where x_
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 
 import equinox as eqx
 import jax
@@ -140,8 +141,19 @@ _TARGETS = {
 }
 
 
-def resolve_target(target: Target | str, allowed=None) -> Target:
-    """A target object, or the target a shorthand name stands for (`_TARGETS`; `allowed` narrows the names)."""
+def resolve_target(target: Target | str, allowed: Collection[str] | None = None) -> Target:
+    """A target object, or the target a shorthand name stands for (`_TARGETS`; `allowed` narrows the names).
+
+    Args:
+        target: a `Target` or one of "velocity" (or "drift"), "epsilon" (or "denoiser"), "score", "x1".
+        allowed: the names allowed here (default all).
+
+    Returns:
+        The `Target` object.
+
+    Raises:
+        ValueError: an unknown or disallowed name.
+    """
     if isinstance(target, Target):
         return target
     names = _TARGETS if allowed is None else allowed

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import optax
@@ -51,9 +52,9 @@ def invert_ode(
     velocity: Callable,
     x1: jax.Array,
     *,
-    params=None,
-    cond=None,
-    solver="dopri5",
+    params: Any = None,
+    cond: Any = None,
+    solver: diffrax.AbstractSolver | str = "dopri5",
     steps: int | None = None,
     t0: float = 0.0,
     t1: float = 1.0,
@@ -61,8 +62,19 @@ def invert_ode(
     atol: float = 1e-5,
 ) -> SampleOutput:
     """Integrate dx/dt = v(t, x) backwards from t1 to t0, starting at x1: the noise of x1 under the flow (ODE
-    reversal). The arguments are those of `jaxflow.sample` (`velocity`, `x1` [B, ...] as the start, `params`,
-    `cond`, `solver`, `steps`, `rtol`, `atol`, ...).
+    reversal).
+
+    Args:
+        velocity: the model boundary `v(params, t, x, cond) -> [B, ...]`.
+        x1: the data points [B, ...] to invert.
+        params: the model's parameters.
+        cond: the condition passed to the model, or None.
+        solver: a diffrax solver or its shorthand name (as in `jaxflow.sample`).
+        steps: fixed uniform steps, or None for an adaptive solve.
+        t0: the noise end.
+        t1: the data end (the integration starts here).
+        rtol: relative tolerance of the adaptive controller.
+        atol: absolute tolerance of the adaptive controller.
 
     Returns:
         `SampleOutput` whose `x` is the noise [B, ...] at t0.

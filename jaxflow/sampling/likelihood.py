@@ -182,7 +182,17 @@ _DIVERGENCES = {"exact": ExactDivergence, "hutchinson": HutchinsonDivergence}
 
 
 def resolve_divergence(divergence: DivergenceEstimator | str) -> DivergenceEstimator:
-    """A divergence estimator object, or its shorthand name ("exact", "hutchinson" with one Rademacher probe)."""
+    """A divergence estimator object, or its shorthand name ("exact", "hutchinson" with one Rademacher probe).
+
+    Args:
+        divergence: a `DivergenceEstimator` or "exact" / "hutchinson".
+
+    Returns:
+        The estimator object.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if isinstance(divergence, DivergenceEstimator):
         return divergence
     if isinstance(divergence, str) and divergence in _DIVERGENCES:

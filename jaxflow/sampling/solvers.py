@@ -18,7 +18,7 @@ solvers call the field a variable number of times per step, and their count is t
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import diffrax
@@ -34,6 +34,9 @@ class RK4(diffrax.AbstractERK):
 
     A solver is a Butcher tableau here: the embedded error estimate is RK4 against Euler (first order), so the
     method also runs under an adaptive controller, though Tsit5 or Dopri5 are better choices there.
+
+    Attributes:
+        scan_kind: diffrax's choice of loop for the stages (None: its default).
     """
 
     tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
@@ -68,9 +71,24 @@ def has_error_estimate(solver: diffrax.AbstractSolver) -> bool:
     return isinstance(solver, diffrax.AbstractAdaptiveSolver)
 
 
-def resolve_solver(solver, names=None) -> tuple[diffrax.AbstractSolver, bool]:
+def resolve_solver(
+    solver: diffrax.AbstractSolver | str,
+    names: Mapping[str, Callable[[], diffrax.AbstractSolver]] | None = None,
+) -> tuple[diffrax.AbstractSolver, bool]:
     """(solver object, whether it has an embedded error estimate) from a diffrax solver or a shorthand name; a name
-    and its object give the same pair."""
+    and its object give the same pair.
+
+    Args:
+        solver: a diffrax solver instance or a shorthand ("euler", "heun", "midpoint", "rk4", "tsit5", "dopri5", ...).
+        names: the shorthand table to use (default: the ODE solvers').
+
+    Returns:
+        (solver, has_error_estimate).
+
+    Raises:
+        TypeError: a solver class instead of an instance.
+        ValueError: an unknown name.
+    """
     if isinstance(solver, type) and issubclass(solver, diffrax.AbstractSolver):
         raise TypeError(f"pass a solver instance, e.g. solver={solver.__name__}(), not the class")
     if not isinstance(solver, diffrax.AbstractSolver):
@@ -167,7 +185,16 @@ def _cached_counts(solver, kind: str, adaptive: bool) -> tuple[int, int]:
 
 
 def evaluation_counts(solver: diffrax.AbstractSolver, *, kind: str = "ode", adaptive: bool = False) -> tuple[int, int]:
-    """(a, b) with NFE = a + b · num_steps for this solver (`kind` 'ode' or 'sde'; adaptive or fixed steps)."""
+    """(a, b) with NFE = a + b · num_steps for this solver (`kind` 'ode' or 'sde'; adaptive or fixed steps).
+
+    Args:
+        solver: a diffrax solver.
+        kind: "ode" or "sde".
+        adaptive: whether the steps are adaptive (then a rejected step costs as much as an accepted one).
+
+    Returns:
+        (a, b), so that NFE = a + b · num_steps.
+    """
     try:
         return _cached_counts(solver, kind, adaptive)
     except TypeError:  # an unhashable solver: probe every time

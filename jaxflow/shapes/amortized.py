@@ -41,7 +41,15 @@ class _SetEmbed(nn.Module):
 
 
 class SliceAmortizer(nn.Module):
-    """g(X, Y) → a unit vector (the vMF location): one set embedding shared by X and Y, combined symmetrically."""
+    """g(X, Y) → a unit vector (the vMF location): one set embedding shared by X and Y, combined symmetrically.
+
+    Called as `module.apply(params, x, y)` with point clouds x [n, d], y [m, d]; returns a unit vector [d].
+
+    Attributes:
+        features: the embedding width (divisible by heads).
+        heads: the attention heads of the set embedding.
+        linear: linear (True) or softmax attention in the set embedding.
+    """
 
     features: int = 64
     heads: int = 4

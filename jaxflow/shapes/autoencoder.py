@@ -9,7 +9,14 @@ from jaxflow.nn.sets import SetEncoder
 
 
 class PointCloudAutoencoder(nn.Module):
-    """x [n, 3] → latent [latent] → reconstruction [points, 3]. `encode` and `decode` are available as methods."""
+    """x [n, 3] → latent [latent] → reconstruction [points, 3]. `encode` and `decode` are available as methods.
+
+    Attributes:
+        latent: the latent size.
+        points: the number of reconstructed points.
+        hidden: the hidden width.
+        dim: the point dimension.
+    """
 
     latent: int = 128
     points: int = 512

@@ -8,7 +8,7 @@ its Jacobian determinant stays positive (`min_jacobian_determinant` measures it)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import diffrax
@@ -23,8 +23,16 @@ from jaxflow.sampling.ode import sample
 from jaxflow.shapes.meshes import Mesh, mesh_measure, sample_surface
 
 
-def DeformationField(hidden=(128, 128, 128), activation: str = "tanh") -> MLPVelocity:  # noqa: N802 - a constructor
-    """The velocity field v(t, x) in R³: an MLP with a smooth activation (tanh: a smooth, Lipschitz flow)."""
+def DeformationField(hidden: Sequence[int] = (128, 128, 128), activation: str = "tanh") -> MLPVelocity:  # noqa: N802 - a constructor
+    """The velocity field v(t, x) in R³: an MLP with a smooth activation (tanh: a smooth, Lipschitz flow).
+
+    Args:
+        hidden: the hidden widths.
+        activation: the activation's name.
+
+    Returns:
+        The `MLPVelocity` module (3-D out, identity time embedding).
+    """
     return MLPVelocity(out_dim=3, hidden=tuple(hidden), activation=activation, time_embedding="identity")
 
 

@@ -80,9 +80,22 @@ def icosphere(subdivisions: int = 3) -> Mesh:
     return Mesh(jnp.asarray(np.stack(v), jnp.float32), jnp.asarray(np.asarray(faces), jnp.int32))
 
 
-def superquadric(exponents=(1.0, 1.0), scale=(1.0, 1.0, 1.0), subdivisions: int = 3) -> Mesh:
+def superquadric(
+    exponents: tuple[float, float] = (1.0, 1.0),
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    subdivisions: int = 3,
+) -> Mesh:
     """A superquadric as a radial map of the icosphere: each unit direction u goes to s ⊙ sign(u)|u|^e (e_1 for x and
-    y, e_2 for z). e = 1 is an ellipsoid; small e a box with rounded edges."""
+    y, e_2 for z). e = 1 is an ellipsoid; small e a box with rounded edges.
+
+    Args:
+        exponents: (e_1, e_2) > 0.
+        scale: the semi-axes s [3].
+        subdivisions: the icosphere's subdivision level (20 · 4^subdivisions faces).
+
+    Returns:
+        The `Mesh`.
+    """
     ex, sc = np.asarray(exponents, float), np.asarray(scale, float)
     if ex.shape != (2,) or not np.all(np.isfinite(ex)) or np.any(ex <= 0):
         raise ValueError(f"exponents must be two positive numbers (e_xy, e_z), got {exponents!r}")
@@ -186,7 +199,14 @@ def random_shape(key: jax.Array, kind: str | None = None, subdivisions: int = 3)
 
 
 def face_areas(mesh: Mesh) -> jax.Array:
-    """The area of every triangle, [F]."""
+    """The area of every triangle, [F].
+
+    Args:
+        mesh: the `Mesh`.
+
+    Returns:
+        The areas [F].
+    """
     v, f = _check_mesh(mesh)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     return 0.5 * jnp.linalg.norm(jnp.cross(b - a, c - a), axis=1)
@@ -209,7 +229,14 @@ def mesh_measure(mesh: Mesh) -> tuple[jax.Array, jax.Array]:
 
 
 def face_normals(mesh: Mesh) -> jax.Array:
-    """The unit normal of every triangle, [F, 3]."""
+    """The unit normal of every triangle, [F, 3].
+
+    Args:
+        mesh: the `Mesh`.
+
+    Returns:
+        The unit normals [F, 3] (orientation from the vertex order).
+    """
     v, f = _check_mesh(mesh)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     n = jnp.cross(b - a, c - a)

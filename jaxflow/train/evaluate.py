@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import diffrax
 import jax
 import numpy as np
 
@@ -46,7 +47,7 @@ def make_evaluator(
     mesh: Any = None,
     metrics: tuple[str, ...] = ("w2",),
     use_ema: bool = True,
-    solver="dopri5",
+    solver: diffrax.AbstractSolver | str = "dopri5",
     rtol: float = 1e-4,
     atol: float = 1e-4,
     steps: int | None = None,
@@ -65,6 +66,11 @@ def make_evaluator(
         mesh: shard the sampling over a device mesh, or None.
         metrics: names of the metrics to compute.
         use_ema: evaluate the EMA parameters.
+        solver: the diffrax solver (or its name) of the sampler.
+        rtol: the sampler's relative tolerance (adaptive solvers).
+        atol: the sampler's absolute tolerance.
+        steps: fixed uniform steps instead of adaptive ones.
+        out_dir: the folder of `eval.jsonl`, or None to write nothing.
 
     Returns:
         `eval_fn(state) -> dict` for `fit(eval_fn=...)`.

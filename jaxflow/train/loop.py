@@ -58,6 +58,10 @@ class MetricsLog:
     `resume_step > 0`: records past the restored step are dropped (they are about to be redone) so that every step
     appears once; a torn last line is dropped. `resume_step == 0` on an existing non-empty log: the old file is kept
     under the first free name `metrics.<n>.jsonl` and a new one is started.
+
+    Args:
+        path: the JSON-lines file, or None to keep the records in memory only.
+        resume_step: the restored step of a resumed run (0 for a new run).
     """
 
     def __init__(self, path: str | os.PathLike | None, resume_step: int = 0):
@@ -320,7 +324,12 @@ def restore_latest(
 
 
 def plot_loss_curve(records: list[dict], path: str | os.PathLike) -> None:
-    """Draw the loss (log scale) against the step from logged records and save it as a PNG at `path`."""
+    """Draw the loss (log scale) against the step from logged records and save it as a PNG at `path`.
+
+    Args:
+        records: the logged records (dicts with "step" and "loss"; others are skipped).
+        path: the PNG to write.
+    """
     from matplotlib.figure import Figure  # no pyplot: the user's backend is left alone
 
     rows = [r for r in records if "loss" in r]

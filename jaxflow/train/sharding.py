@@ -26,7 +26,14 @@ def data_mesh(devices: Any = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
-    """The sharding that keeps a full copy on every device of `mesh` (the state's)."""
+    """The sharding that keeps a full copy on every device of `mesh` (the state's).
+
+    Args:
+        mesh: the device mesh.
+
+    Returns:
+        The `NamedSharding` with an empty partition spec.
+    """
     return NamedSharding(mesh, PartitionSpec())
 
 
@@ -44,7 +51,15 @@ def batch_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
 
 
 def check_divisible(batch_size: int, mesh: Mesh) -> None:
-    """Raise a ValueError unless the global batch splits evenly over the mesh's devices."""
+    """Raise a ValueError unless the global batch splits evenly over the mesh's devices.
+
+    Args:
+        batch_size: the global batch size.
+        mesh: the device mesh.
+
+    Raises:
+        ValueError: batch_size is not a multiple of the number of devices.
+    """
     n = mesh.devices.size
     if batch_size % n:
         raise ValueError(f"global batch size {batch_size} must be divisible by the number of devices {n}")
@@ -70,13 +85,20 @@ def initialize_distributed(
     process_id: int | None = None,
     *,
     cpu_collectives: str | None = "gloo",
-    **kwargs,
+    **kwargs: Any,
 ) -> None:
     """Start multi-process JAX (`jax.distributed.initialize`) before building the mesh.
 
     Arguments left out are read from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (and, when those
     are unset too, detected by jax from the cluster: SLURM, Open MPI, TPU pods). `cpu_collectives`: the CPU
     backend's cross-process collectives ('gloo'), needed when the devices are CPUs; harmless on accelerators.
+
+    Args:
+        coordinator_address: host:port of process 0.
+        num_processes: the number of processes.
+        process_id: this process's index.
+        cpu_collectives: the CPU collectives implementation, or None to leave jax's setting.
+        **kwargs: passed to `jax.distributed.initialize`.
     """
     env = os.environ
     if coordinator_address is None:
@@ -100,6 +122,14 @@ def limit_cpu_threads(n: int) -> None:
     backend, then gives every thread of the process (XLA's included) its cores back: the pool keeps its size, and
     threads started later from anywhere (host OT solvers in a callback, data loaders) may use every core. Call it
     before anything touches a JAX device. Linux only.
+
+    Args:
+        n: the number of worker threads (a positive int).
+
+    Raises:
+        ValueError: n not a positive int.
+        OSError: a platform without CPU affinity.
+        RuntimeError: the backend has already started.
     """
     from jax._src import xla_bridge  # no public query for "has the backend started" in jax 0.10
 

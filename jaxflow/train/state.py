@@ -58,11 +58,22 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 class EmaState(NamedTuple):
+    """The state of `ema`.
+
+    Attributes:
+        params: the averaged parameters (a pytree like the model's).
+    """
+
     params: Any
 
 
 class Ema(NamedTuple):
-    """An init/update pair, optax style: state = init(params); state = update(params, state)."""
+    """An init/update pair, optax style: state = init(params); state = update(params, state).
+
+    Attributes:
+        init: `init(params) -> EmaState`.
+        update: `update(params, state) -> EmaState`.
+    """
 
     init: Any
     update: Any

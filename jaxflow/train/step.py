@@ -25,7 +25,12 @@ from jaxflow.train.state import EmaState, TrainState, ema
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when a training step produced a non-finite loss or gradient."""
+    """Raised when a training step produced a non-finite loss or gradient.
+
+    Args:
+        step: the step that produced it.
+        value: the loss value.
+    """
 
     def __init__(self, step: int, value: float):
         super().__init__(f"non-finite loss {value} at step {step}; training stopped, the state is the last good one")

@@ -41,7 +41,9 @@ def test_the_study_pages_and_ledger_links_point_inside_the_site(tmp_path):
 
 def _public_objects():
     seen = {}
-    modules = [jaxflow] + [getattr(jaxflow, n) for n in jaxflow.__all__ if isinstance(getattr(jaxflow, n), types.ModuleType)]
+    modules = [jaxflow] + [
+        getattr(jaxflow, n) for n in jaxflow.__all__ if isinstance(getattr(jaxflow, n), types.ModuleType)
+    ]
     for mod in modules:
         for name in mod.__all__:
             obj = inspect.unwrap(getattr(mod, name)) if callable(getattr(mod, name)) else getattr(mod, name)

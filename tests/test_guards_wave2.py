@@ -47,6 +47,21 @@ def test_flowopt_refuses_zero_patience_and_proximity():
             jf.sampling.flowopt(lambda z: z, y, y, **kw)
 
 
+def test_oftsr_refuses_non_finite_or_empty_starts_eagerly_and_under_jit():
+    v = lambda p, t, x, c=None: -x  # noqa: E731
+    loss = jf.losses.oftsr_loss(v, v, None)
+    good = jnp.ones((4, 2))
+    assert np.isfinite(float(loss(None, {"x0": good}, jax.random.key(0))[0]))
+    with pytest.raises(ValueError, match="x0'\\] contains non-finite"):
+        loss(None, {"x0": good.at[1, 0].set(jnp.nan)}, jax.random.key(0))
+    with pytest.raises(ValueError, match="empty"):
+        loss(None, {"x0": jnp.ones((0, 2))}, jax.random.key(0))
+    with pytest.raises(ValueError, match="floating"):
+        loss(None, {"x0": jnp.ones((4, 2), jnp.int32)}, jax.random.key(0))
+    compiled = jax.jit(lambda x: loss(None, {"x0": x}, jax.random.key(0))[0])
+    _raises_under_jit(compiled, good.at[0, 1].set(jnp.inf), match="non-finite")
+
+
 def test_inversion_refuses_non_positive_tolerances():
     with pytest.raises(ValueError, match="rtol"):
         jf.sampling.invert_ode(lambda t, x: -x, jnp.ones((2, 2)), rtol=-1e-5)

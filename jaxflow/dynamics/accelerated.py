@@ -198,7 +198,7 @@ class Damping(NamedTuple):
     c_lin: float = 0.0
 
     def integral(self, t0, t1):
-        """∫_{t0}^{t1} α(t) dt."""
+        """The integral of α(t) over [t0, t1]."""
         return self.c_log * jnp.log(t1 / t0) + self.c_lin * (t1 - t0)
 
     def __call__(self, t):

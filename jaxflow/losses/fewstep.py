@@ -28,7 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxflow._checks import broadcast_time, check_positive, check_probability
+from jaxflow._checks import broadcast_time, check_array, check_positive, check_probability
 from jaxflow.couplings.base import Coupling, IndependentCoupling
 from jaxflow.data.labels import drop_labels
 from jaxflow.losses.base import Objective
@@ -445,8 +445,10 @@ class OFTSRLoss(Objective):
             got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
             raise ValueError(f"OFTSR needs batch['x0'] (the starts; the student is distilled without data), got {got}")
         sg = jax.lax.stop_gradient
-        x0, cond = batch["x0"], batch.get("cond")
+        x0, cond = check_array(batch["x0"], "batch['x0']"), batch.get("cond")
         n = x0.shape[0]
+        if n == 0:
+            raise ValueError("batch['x0'] is empty (batch size 0)")
 
         def teacher(t, x):
             return sg(self.teacher(self.teacher_params, t, x, cond))

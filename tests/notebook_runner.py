@@ -40,6 +40,8 @@ SECOND = (
 
 # the longest notebooks (30-60 s each on 2 cores) run in `make test-all` (CI), the others in the fast suite too
 HEAVY = {
+    "02_sde_likelihood_attention.ipynb",
+    "07_paths.ipynb",
     "03_ot_toolbox.ipynb",
     "03_few_step.ipynb",
     "04_images.ipynb",

@@ -15,6 +15,7 @@ def digits():
     return jf.data.train_test_split(jax.random.key(0), jf.data.load_digits(), 0.2)
 
 
+@pytest.mark.slow
 def test_autoencoder_beats_pca_with_the_same_latent_size(digits):
     train, test = digits
     ae = jf.nn.ConvAutoencoder(latent_channels=1)

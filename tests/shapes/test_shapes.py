@@ -101,6 +101,7 @@ def test_mesh_measure_against_surface_sampling():
     np.testing.assert_allclose(cov, np.cov(pts.T), atol=5e-3)
 
 
+@pytest.mark.slow
 def test_deformation_of_a_sphere_onto_a_larger_sphere_under_both_encodings():
     """Closed form: the fitted flow must move the unit icosphere onto the sphere of radius 1.3 (mean radius of the
     moved vertices), whether the meshes are compared as point samples or as measures (centroids with area masses)."""

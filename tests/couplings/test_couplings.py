@@ -302,6 +302,7 @@ def test_sinkhorn_corrected_wcfm_weights_remove_most_of_the_marginal_tilt():
         GibbsWeightedCoupling(correction="tilt")
 
 
+@pytest.mark.slow
 def test_exact_pairing_under_a_mesh_pairs_each_devices_own_shard():
     """Inside shard_map on 4 devices, both exact solvers (host network simplex, device auction) pair each device's
     shard with itself, optimally (against SciPy on that shard); a training step with the coupling in the loss gives

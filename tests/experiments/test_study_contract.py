@@ -5,9 +5,12 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import experiments
 
 
+@pytest.mark.slow
 def test_importing_studies_does_not_switch_the_matplotlib_backend():
     code = (
         "import matplotlib; matplotlib.use('svg'); import importlib, pkgutil, experiments\n"

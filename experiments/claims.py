@@ -82,7 +82,10 @@ class _Pair:
         return self.combine(a, b)
 
     def describe(self) -> str:
-        return f"{self.a.describe()} {self.symbol} {self.b.describe()}" + ("" if self.paired else " (unpaired)")
+        def operand(q):  # a combined operand keeps its brackets: (a − b) − (c − d), not a − b − c − d
+            return f"({q.describe()})" if isinstance(q, _Pair) else q.describe()
+
+        return f"{operand(self.a)} {self.symbol} {operand(self.b)}" + ("" if self.paired else " (unpaired)")
 
     def names(self):
         return self.a.names() + self.b.names()

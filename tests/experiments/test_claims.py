@@ -116,3 +116,11 @@ def test_declarations_round_trip_through_json():
         paper_value="0.3",
     )
     assert Claim.fromdict(json.loads(json.dumps(c.asdict()))) == c
+
+
+def test_a_difference_of_differences_reads_with_its_brackets_and_judges_as_written():
+    q = Diff(Diff("a", "b"), Diff("c", "d"))
+    assert q.describe() == "(a − b) − (c − d)"
+    assert Ratio("a", Diff("c", "d")).describe() == "a / (c − d)"
+    m = {"a": [5.0, 6.0, 7.0], "b": [1.0, 1.0, 1.0], "c": [4.0, 4.0, 4.0], "d": [3.0, 3.0, 3.0]}
+    np.testing.assert_allclose(q.values(m), [3.0, 4.0, 5.0])  # (a − b) − (c − d), not a − b − c − d

@@ -31,7 +31,7 @@ from jaxflow.losses.time_samplers import TimeSampler
 from jaxflow.paths.affine import cond_ot_path
 from jaxflow.paths.base import ProbabilityPath
 from jaxflow.paths.targets import Target, resolve_target
-from jaxflow.sampling.ode import SampleOutput
+from jaxflow.sampling.ode import SampleOutput, sample
 
 Embed = Callable[..., jax.Array]
 
@@ -237,8 +237,6 @@ def sample_populations(
     Raises:
         ValueError: x0 not of rank 3.
     """
-    from jaxflow.sampling.ode import sample
-
     if x0.ndim != 3:
         raise ValueError(f"x0 must be [P, N, d], got shape {x0.shape}")
     p, n, d = x0.shape

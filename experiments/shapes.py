@@ -97,52 +97,21 @@ def target_names(n: int) -> list[str]:
 # ---- deformation ----
 def deformation(cfg: ShapesConfig, key, seed: int = 0) -> tuple[dict, dict]:
     """Deform the template onto every target with every fit of FITS; `seed` > 0 refits the same targets from other
-    initial keys. Each fit's quality (Chamfer of 4,096 fresh samples to the target's evaluation points) is checked
-    every `monitor_every` iterations, outside the timed training, to time the fits to equal quality."""
-    template = S.icosphere(cfg.mesh_subdivisions)
-    kinds = DEFORM_KINDS
+    initial keys. Each fit is a resumable unit of the run (a full run spans sittings)."""
     out, shown = {}, {}
     for i in range(cfg.targets):
-        kind, mesh = S.random_shape(jax.random.fold_in(key, 1000 + i), kinds[i % len(kinds)], cfg.mesh_subdivisions)
+        kind, mesh = S.random_shape(
+            jax.random.fold_in(key, 1000 + i), DEFORM_KINDS[i % len(DEFORM_KINDS)], cfg.mesh_subdivisions
+        )
         name = f"{kind} {i}"
-        tp, tn = S.sample_surface(jax.random.fold_in(key, 2000 + i), mesh, 4096)
-        pool = S.sample_surface(jax.random.fold_in(key, 2500 + i), mesh, 4 * cfg.deform_points)[0]  # training points
         out[name] = {}
-        for fit, (loss, encoding) in FITS.items():
-            k_fit = jax.random.fold_in(key, 3000 + i)
-            k_mon = jax.random.fold_in(key, 3500 + i)
-            model = S.DeformationField()
-
-            @jax.jit
-            def quality(params, model=model, k_mon=k_mon, tp=tp):
-                moved = S.deform(model, params, template.vertices)
-                return jf.metrics.chamfer(S.sample_surface(k_mon, S.Mesh(moved, template.faces), 4096)[0], tp)
-
-            module, params, hist = S.fit_deformation(
-                jax.random.fold_in(k_fit, seed) if seed else k_fit,
-                template,
-                mesh if encoding == "mesh" else pool,
-                loss=loss,
-                encoding=encoding,
-                module=model,
-                iterations=cfg.deform_iterations,
-                n_points=cfg.deform_points,
-                monitor=quality,
-                monitor_every=cfg.monitor_every,
+        for fit in FITS:
+            rec, q = unit(
+                f"deformation/seed {seed}/{name}/{fit}",
+                lambda i=i, fit=fit, mesh=mesh: deform_one(cfg, key, seed, i, mesh, fit),
             )
-            moved = S.deform(module, params, template.vertices)
-            q, qn = S.sample_surface(jax.random.fold_in(key, 4000 + i), S.Mesh(moved, template.faces), 4096)
-            rec = {
-                "chamfer": float(jf.metrics.chamfer(q, tp)),
-                "sw": float(jf.ot.sliced_wasserstein(jax.random.fold_in(key, 5000 + i), q, tp, 500).distance),
-                "normal_consistency": float(S.normal_consistency(q, qn, tp, tn)),
-                "min_jacobian_det": float(S.min_jacobian_determinant(module, params, template.vertices)),
-                "seconds_per_iteration": hist["seconds_per_iteration"],
-                "final_loss": hist["loss"][-1],
-                "monitor": hist["monitor"],
-            }
             out[name][fit] = rec
-            shown[(name, fit)] = np.asarray(q[:1500])
+            shown[(name, fit)] = q
             print(
                 f"deform {name:14s} {fit:10s} " + "  ".join(f"{k} {v:.4g}" for k, v in rec.items() if k != "monitor"),
                 flush=True,
@@ -151,8 +120,54 @@ def deformation(cfg: ShapesConfig, key, seed: int = 0) -> tuple[dict, dict]:
             out[name][fit]["time_to_equal_quality_ratio"] = equal_quality_time_ratio(
                 out[name][fit]["monitor"], out[name]["chamfer"]["monitor"]
             )
-        shown[(name, "target")] = np.asarray(tp[:1500])
+        shown[(name, "target")] = np.asarray(S.sample_surface(jax.random.fold_in(key, 2000 + i), mesh, 4096)[0][:1500])
     return out, shown
+
+
+def deform_one(cfg: ShapesConfig, key, seed: int, i: int, mesh, fit: str) -> tuple[dict, np.ndarray]:
+    """One fit of FITS onto target `i` (`mesh`). Its quality (Chamfer of 4,096 fresh samples to the target's
+    evaluation points) is checked every `monitor_every` iterations, outside the timed training, to time the fits to
+    equal quality. Returns the scores and 1,500 of the deformed template's surface samples."""
+    loss, encoding = FITS[fit]
+    template = S.icosphere(cfg.mesh_subdivisions)
+    tp, tn = S.sample_surface(jax.random.fold_in(key, 2000 + i), mesh, 4096)
+    k_fit = jax.random.fold_in(key, 3000 + i)
+    k_mon = jax.random.fold_in(key, 3500 + i)
+    model = S.DeformationField()
+
+    @jax.jit
+    def quality(params):
+        moved = S.deform(model, params, template.vertices)
+        return jf.metrics.chamfer(S.sample_surface(k_mon, S.Mesh(moved, template.faces), 4096)[0], tp)
+
+    if encoding == "mesh":
+        target = mesh
+    else:  # the training points
+        target = S.sample_surface(jax.random.fold_in(key, 2500 + i), mesh, 4 * cfg.deform_points)[0]
+    module, params, hist = S.fit_deformation(
+        jax.random.fold_in(k_fit, seed) if seed else k_fit,
+        template,
+        target,
+        loss=loss,
+        encoding=encoding,
+        module=model,
+        iterations=cfg.deform_iterations,
+        n_points=cfg.deform_points,
+        monitor=quality,
+        monitor_every=cfg.monitor_every,
+    )
+    moved = S.deform(module, params, template.vertices)
+    q, qn = S.sample_surface(jax.random.fold_in(key, 4000 + i), S.Mesh(moved, template.faces), 4096)
+    rec = {
+        "chamfer": float(jf.metrics.chamfer(q, tp)),
+        "sw": float(jf.ot.sliced_wasserstein(jax.random.fold_in(key, 5000 + i), q, tp, 500).distance),
+        "normal_consistency": float(S.normal_consistency(q, qn, tp, tn)),
+        "min_jacobian_det": float(S.min_jacobian_determinant(module, params, template.vertices)),
+        "seconds_per_iteration": hist["seconds_per_iteration"],
+        "final_loss": hist["loss"][-1],
+        "monitor": hist["monitor"],
+    }
+    return rec, np.asarray(q[:1500])
 
 
 def equal_quality_time_ratio(a: list, b: list) -> float:
@@ -337,10 +352,7 @@ def reconstruction(cfg: ShapesConfig, key) -> tuple[dict, dict]:
 
 
 def run(cfg: ShapesConfig, key: jax.Array) -> Output:
-    deform_seeds = [
-        unit(f"deformation/seed {s}", lambda s=s: deformation(cfg, jax.random.fold_in(key, 1), s))
-        for s in range(cfg.seeds)
-    ]
+    deform_seeds = [deformation(cfg, jax.random.fold_in(key, 1), s) for s in range(cfg.seeds)]
     deform_res, deform_pts = deform_seeds[0]
     recon_res, recon_pts = reconstruction(cfg, jax.random.fold_in(key, 2))
     results = {

@@ -20,6 +20,7 @@ def test_digits_tiny(tmp_path):
         guidance_scales=(0.0, 1.0),
         ode_steps=3,
         sde_steps=6,
+        vp_steps=(15, 20),  # the continued VP run, kept short (the default continues to 24,000 steps)
         eval_draws=1,
         seeds=1,
         out_dir=str(tmp_path),
@@ -39,6 +40,11 @@ def test_digits_tiny(tmp_path):
     per = res["results"]["fm_cond"]["per_scale"]
     values = [v for p in per.values() for v in np.ravel(p["fd"])] + list(np.ravel(res["results"]["vp"]["fd_sde"]))
     assert all(np.isfinite(v) and v >= 0 for v in values)
+    # the continued VP run is scored at every budget, by both samplers
+    for budget in (15, 20):
+        for k in ("fd_sde", "fd_ode_adaptive"):
+            (v,) = metrics["measurements"][f"{k}/vp@{budget}"]
+            assert np.isfinite(v) and v >= 0
 
 
 def _cifar_folder(path):

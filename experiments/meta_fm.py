@@ -28,6 +28,7 @@ bandwidths) against its target cloud; mean over populations, then mean ± sd ove
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -257,9 +258,7 @@ def run(cfg: MetaFmConfig, key: jax.Array) -> Output:
             # one (task, method) is a resumable unit: a killed run starts again at the first unfinished one
             summary, pred = unit(
                 f"{name}/{method}",
-                lambda mi=mi, method=method, name=name, di=di, data=data, dataset=dataset, tr=train_sel, te=test_sel: (
-                    _train_and_score(method, data, cfg, key, di, mi, name, dataset, tr, te)
-                ),
+                functools.partial(_train_and_score, method, data, cfg, key, di, mi, name, dataset, train_sel, test_sel),
             )
             figures_data[(name, method)] = pred
             results[name][method] = summary

@@ -75,7 +75,8 @@ def test_sinkhorn_newton_below_float32_precision_stops_cleanly():
     k0, k1 = jax.random.split(jax.random.key(16))
     x, y = jax.random.normal(k0, (16, 2)), jax.random.normal(k1, (16, 2)) + 1.0
     cost = jf.ot.sqeuclidean_cost(x, y)
-    out = jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.5, threshold=1e-12, ridge=1e-12, cg_tol=1e-12)
+    with pytest.warns(jf.ot.NotConvergedWarning, match="sinkhorn_newton_sparse"):
+        out = jf.ot.sinkhorn_newton_sparse(cost, epsilon=0.5, threshold=1e-12, ridge=1e-12, cg_tol=1e-12)
     assert bool(jnp.all(jnp.isfinite(out.matrix))) and not bool(out.converged)
     a = jnp.full(16, 1.0 / 16)
     assert float(jf.ot.sinkhorn_newton.marginal_error(out.matrix, a, a)) <= 1e-5

@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.pipeline import studies
 
         registry = studies()
+        if rest and rest[0] in ("-h", "--help"):
+            print("usage: python -m experiments run NAME [--quick] [flags]\n\nstudies: " + ", ".join(sorted(registry)))
+            print("`python -m experiments run NAME --help` lists the flags of one study")
+            return 0
         if not rest or rest[0] not in registry:
             name = rest[0] if rest else ""
             print(f"unknown study {name!r}; choose from {sorted(registry)}", file=sys.stderr)

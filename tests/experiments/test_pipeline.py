@@ -169,6 +169,14 @@ def test_the_cli_check_exits_nonzero_on_an_edited_verdict(tmp_path, monkeypatch)
     assert cli(["check", str(tmp_path)]) == 1
 
 
+def test_the_cli_run_help_lists_the_studies_and_an_unknown_study_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(pipeline, "studies", lambda: REGISTRY)
+    assert cli(["run", "--help"]) == 0
+    assert "coin" in capsys.readouterr().out
+    assert cli(["run", "no_such_study"]) == 2
+    assert "unknown study 'no_such_study'" in capsys.readouterr().err
+
+
 def test_the_ledger_lists_every_declared_claim_with_its_verdict(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "legacy_studies", lambda: [])
     clean = {**pipeline.git_state(), "dirty": False}  # as from a committed tree, whatever this checkout's state

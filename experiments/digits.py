@@ -375,28 +375,7 @@ def _plots(res, grids, losses) -> dict:
     figs["samples"] = fig
 
     if "fm_cond" in res["results"]:
-        per = res["results"]["fm_cond"]["per_scale"]
-        ws = [float(w) for w in per]
-        fig = figure(figsize=(6, 4))
-        ax = fig.subplots()
-        ax.errorbar(
-            ws,
-            [np.mean(per[w]["fd"]) for w in per],
-            [np.std(per[w]["fd"]) for w in per],
-            marker="o",
-            label="FD (conditional FM)",
-        )
-        ax.axhline(res["fd_real_halves"], color="k", ls="--", lw=0.8, label="real-vs-real floor")
-        if "fm" in res["results"]:
-            ax.axhline(np.mean(res["results"]["fm"]["fd"]), color="C2", ls=":", label="FD unconditional FM")
-        ax.set_xlabel("guidance scale w")
-        ax.set_ylabel("Fréchet feature distance")
-        ax2 = ax.twinx()
-        ax2.plot(ws, [np.mean(per[w]["accuracy"]) for w in per], "s-", color="C3", label="accuracy")
-        ax2.set_ylabel("classifier accuracy on requested labels", color="C3")
-        ax.legend(fontsize=8, loc="upper center")
-        fig.tight_layout()
-        figs["guidance"] = fig
+        figs["guidance"] = plot_guidance(res)
 
     if res["results"].get("vp", {}).get("longer"):  # the PF-ODE's gap against training budget, every seed
         fig = figure(figsize=(6, 4))
@@ -427,6 +406,35 @@ def _plots(res, grids, losses) -> dict:
     fig.tight_layout()
     figs["loss"] = fig
     return figs
+
+
+def plot_guidance(res):
+    """FD (left axis) and the classifier's accuracy on the requested labels (right axis) against the guidance scale,
+    from a run's stored results (`metrics.json`'s "data")."""
+    per = res["results"]["fm_cond"]["per_scale"]
+    ws = [float(w) for w in per]
+    fig = figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.errorbar(
+        ws,
+        [np.mean(per[w]["fd"]) for w in per],
+        [np.std(per[w]["fd"]) for w in per],
+        marker="o",
+        label="FD (conditional FM)",
+    )
+    ax.axhline(res["fd_real_halves"], color="k", ls="--", lw=0.8, label="real-vs-real floor")
+    if "fm" in res["results"]:
+        ax.axhline(np.mean(res["results"]["fm"]["fd"]), color="C2", ls=":", label="FD unconditional FM")
+    ax.set_xlabel("guidance scale w")
+    ax.set_ylabel("Fréchet feature distance")
+    ax2 = ax.twinx()
+    ax2.plot(ws, [np.mean(per[w]["accuracy"]) for w in per], "s-", color="C3", label="accuracy (right axis)")
+    ax2.set_ylabel("classifier accuracy on requested labels", color="C3")
+    # one legend for both axes, on the top axis (the accuracy curve is drawn over the left axis' artists)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax2.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
+    fig.tight_layout()
+    return fig
 
 
 def _table(cfg, res) -> str:

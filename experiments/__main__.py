@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         registry = studies()
         if rest and rest[0] in ("-h", "--help"):
-            print("usage: python -m experiments run NAME [--quick] [flags]\n\nstudies: " + ", ".join(sorted(registry)))
-            print("`python -m experiments run NAME --help` lists the flags of one study")
+            print(USAGE + "\nstudies: " + ", ".join(sorted(registry)))
             return 0
         if not rest or rest[0] not in registry:
             name = rest[0] if rest else ""

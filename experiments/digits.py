@@ -431,8 +431,8 @@ def plot_guidance(res):
     ax2.plot(ws, [np.mean(per[w]["accuracy"]) for w in per], "s-", color="C3", label="accuracy (right axis)")
     ax2.set_ylabel("classifier accuracy on requested labels", color="C3")
     # one legend for both axes, on the top axis (the accuracy curve is drawn over the left axis' artists)
-    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax2.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
+    (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+    ax2.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
     fig.tight_layout()
     return fig
 

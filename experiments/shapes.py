@@ -308,9 +308,10 @@ def make_step(name: str, cfg: ShapesConfig, ae, amort, alternate: bool = False, 
 
     For the amortized losses the amortizer (its own Adam, `amortizer_lr`) ascends the distance between the batch and
     its reconstructions (the autoencoder held fixed) while the autoencoder descends it at the amortizer's location.
-    `alternate=False` (the study's committed protocol) takes both steps from the same parameters; `alternate=True`
-    updates the amortizer first and the autoencoder at the *updated* amortizer's location, as the authors' released
-    code orders them (Nguyen & Ho 2022). The other losses only take the autoencoder's step."""
+    `alternate=True` (the study's default, `amortizer_updates="alternating"`) updates the amortizer first and the
+    autoencoder at the *updated* amortizer's location, as the authors' released code orders them (Nguyen & Ho 2022);
+    `alternate=False` takes both steps from the same parameters. Either way the adversary sees the reconstructions
+    detached, so its term never reaches the autoencoder. The other losses only take the autoencoder's step."""
     opt_ae, opt_am = optax.adam(1e-3), optax.adam(amortizer_lr)
     loss_fn = pair_loss(name, cfg)
     amortized = name in AMORTIZED

@@ -319,14 +319,11 @@ def make_step(name: str, cfg: ShapesConfig, ae, amort, alternate: bool = False, 
     def locations(p_am, batch, recon):
         return jax.vmap(lambda x, y: amort.apply(p_am, x, y))(batch, recon)
 
-    def adversary(p_am, p_ae, batch, k):
-        recon = jax.lax.stop_gradient(jax.vmap(lambda x: ae.apply(p_ae, x))(batch))
+    def adversary(p_am, batch, recon, k):  # recon arrives detached: this term never reaches the autoencoder
         _, adv = jax.vmap(loss_fn)(jax.random.split(k, batch.shape[0]), batch, recon, locations(p_am, batch, recon))
         return -jnp.mean(adv)
 
-    def model(p_ae, p_am, batch, k):
-        recon = jax.vmap(lambda x: ae.apply(p_ae, x))(batch)
-        locs = jax.lax.stop_gradient(locations(p_am, batch, jax.lax.stop_gradient(recon)))
+    def model(recon, locs, batch, k):
         value, _ = jax.vmap(loss_fn)(jax.random.split(k, batch.shape[0]), batch, recon, locs)
         return jnp.mean(value)
 
@@ -337,13 +334,15 @@ def make_step(name: str, cfg: ShapesConfig, ae, amort, alternate: bool = False, 
     def step(params, states, batch, k):
         p_ae, p_am = params["ae"], params["amortizer"]
         st_ae, st_am = states["ae"], states["amortizer"]
+        # one forward of the autoencoder serves both updates (its parameters do not change in between)
+        recon, pullback = jax.vjp(lambda p: jax.vmap(lambda x: ae.apply(p, x))(batch), p_ae)
         if amortized:
-            g_am = jax.grad(adversary)(p_am, p_ae, batch, k)
-            up_am, st_am = opt_am.update(g_am, st_am, p_am)
+            up_am, st_am = opt_am.update(jax.grad(adversary)(p_am, batch, recon, k), st_am, p_am)
             if alternate:
                 p_am = optax.apply_updates(p_am, up_am)
-        value, g_ae = jax.value_and_grad(model)(p_ae, p_am, batch, k)
-        up, st_ae = opt_ae.update(g_ae, st_ae, p_ae)
+        locs = locations(p_am, batch, recon)
+        value, g_recon = jax.value_and_grad(model)(recon, locs, batch, k)
+        up, st_ae = opt_ae.update(pullback(g_recon)[0], st_ae, p_ae)
         p_ae = optax.apply_updates(p_ae, up)
         if amortized and not alternate:
             p_am = optax.apply_updates(p_am, up_am)

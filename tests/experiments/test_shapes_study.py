@@ -1,5 +1,5 @@
-"""The shapes study's amortized training step orders its two updates as declared: both from the same parameters
-(simultaneous, the committed protocol) or the amortizer first (alternating, as the authors' code does)."""
+"""The shapes study's amortized training step orders its two updates as declared: the amortizer first (alternating,
+the default, as the authors' code does) or both from the same parameters (simultaneous)."""
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,7 @@ def test_amortized_max_sw_step_orders_its_updates(alternate):
     # alternating: the autoencoder steps at the updated amortizer's direction; simultaneous: at the old one
     theta = jax.vmap(lambda x, y: amort.apply(p_am if alternate else params["amortizer"], x, y))(batch, recon)
 
-    def descent(p_ae):  # the autoencoder minimises it at the updated amortizer's direction
+    def descent(p_ae):  # the autoencoder minimises it at that direction, held fixed
         r = jax.vmap(lambda x: ae.apply(p_ae, x))(batch)
         return jnp.mean(jax.vmap(lambda t, x, y: projected_wasserstein(t[None], x, y, 2.0)[0])(theta, batch, r))
 

@@ -23,11 +23,11 @@ iterations outside the timed training; the time both need to reach the worse of 
 
 Reconstruction: a point-cloud autoencoder (DeepSets encoder, MLP decoder to 512 points) trained on `train_shapes`
 clouds of 512 surface points with SW₂ (L = 100), Max-SW₂ (projected ascent, 10 steps), amortized Max-SW₂ (Nguyen &
-Ho 2022: the amortizer predicts the direction), vMF-DSW₂ (κ = 10, L = 20, ascent 10 steps) and amortized vMF-DSW₂
-(the same κ and L, the location predicted by a self-attention amortizer trained to maximise the distance; the
-amortizer and the autoencoder alternate their updates, as the authors' code does); `seeds`
-seeds. Held-out Chamfer and exact W₂ (POT) on `test_shapes` shapes, and
-seconds per epoch.
+Ho 2022: a linear amortizer over the point slots predicts the direction), vMF-DSW₂ (κ = 10, L = 20, ascent 10 steps)
+and amortized vMF-DSW₂ (the same κ and L, the location predicted by a self-attention amortizer). As in the authors'
+released code, each amortizer ascends the distance with its own Adam (β = (0, 0.9), lr 1e-3) one step per batch,
+then the autoencoder descends it at the updated amortizer's output; `seeds` seeds. Held-out Chamfer and exact W₂
+(POT) on `test_shapes` shapes, and seconds per epoch.
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ class ShapesConfig(StudyConfig):
     """order of the amortized losses' two updates per step: "alternating" (the amortizer first, then the autoencoder
     at the updated amortizer's location, as the authors' code does) or "simultaneous" (both from the same
     parameters)."""
+    amortizer_lr: float = 1e-3
+    amortizer_betas: tuple[float, float] = (0.0, 0.9)
+    """the amortizers' Adam (β₁, β₂): no momentum, as the authors' released code trains them."""
+    max_sw_amortizer: str = "linear"
+    """amortized Max-SW's amortizer: "linear" (Nguyen & Ho 2022's linear model over the point slots, the authors'
+    default) or "attention" (the self-attention amortizer that amortized vMF-DSW uses)."""
     cost_sizes: tuple[int, ...] = (1024, 4096, 16384)
     """points per cloud in the loss-cost table."""
     out_dir: str = "results/shapes"
@@ -97,7 +103,19 @@ def validate(cfg: ShapesConfig) -> None:
     positive_int(cfg, "targets", "deform_iterations", "deform_points", "train_shapes", "test_shapes", "cloud_points")
     positive_int(cfg, "mesh_subdivisions", "monitor_every")
     positive_int(cfg, "seeds", "epochs", "batch", "vmf_projections", "ascent_steps")
-    positive_float(cfg, "kappa")
+    positive_float(cfg, "kappa", "amortizer_lr")
+    require(
+        len(cfg.amortizer_betas) == 2 and all(0.0 <= b < 1.0 for b in cfg.amortizer_betas),
+        "amortizer_betas",
+        cfg.amortizer_betas,
+        "must be two numbers in [0, 1)",
+    )
+    require(
+        cfg.max_sw_amortizer in ("linear", "attention"),
+        "max_sw_amortizer",
+        cfg.max_sw_amortizer,
+        "must be 'linear' or 'attention'",
+    )
     require(
         cfg.amortizer_updates in ("alternating", "simultaneous"),
         "amortizer_updates",
@@ -302,17 +320,26 @@ def pair_loss(name: str, cfg: ShapesConfig):
 AMORTIZED = ("amortized Max-SW", "amortized vMF-DSW")
 
 
-def make_step(name: str, cfg: ShapesConfig, ae, amort, alternate: bool = False, amortizer_lr: float = 1e-3):
+def make_step(
+    name: str,
+    cfg: ShapesConfig,
+    ae,
+    amort,
+    alternate: bool = False,
+    amortizer_optimizer: optax.GradientTransformation | None = None,
+):
     """One training step of the autoencoder under loss `name` → (step, init): `init(params)` gives the optimiser
     states, `step(params, states, batch, key)` → (params, states, model loss).
 
-    For the amortized losses the amortizer (its own Adam, `amortizer_lr`) ascends the distance between the batch and
-    its reconstructions (the autoencoder held fixed) while the autoencoder descends it at the amortizer's location.
+    For the amortized losses the amortizer (its own optimiser, `amortizer_optimizer`, Adam at 1e-3 when None) ascends
+    the distance between the batch and its reconstructions (the autoencoder held fixed) while the autoencoder descends
+    it at the amortizer's location.
     `alternate=True` (the study's default, `amortizer_updates="alternating"`) updates the amortizer first and the
     autoencoder at the *updated* amortizer's location, as the authors' released code orders them (Nguyen & Ho 2022);
     `alternate=False` takes both steps from the same parameters. Either way the adversary sees the reconstructions
     detached, so its term never reaches the autoencoder. The other losses only take the autoencoder's step."""
-    opt_ae, opt_am = optax.adam(1e-3), optax.adam(amortizer_lr)
+    opt_ae = optax.adam(1e-3)
+    opt_am = optax.adam(1e-3) if amortizer_optimizer is None else amortizer_optimizer
     loss_fn = pair_loss(name, cfg)
     amortized = name in AMORTIZED
 
@@ -353,10 +380,19 @@ def make_step(name: str, cfg: ShapesConfig, ae, amort, alternate: bool = False, 
 
 def train_autoencoder(name: str, train: jax.Array, cfg: ShapesConfig, key):
     ae = S.PointCloudAutoencoder(points=cfg.cloud_points)
-    amort = S.SliceAmortizer(features=64, heads=4)
+    linear = name == "amortized Max-SW" and cfg.max_sw_amortizer == "linear"
+    amort = S.LinearSliceAmortizer() if linear else S.SliceAmortizer(features=64, heads=4)
     k_ae, k_am, k_loop = jax.random.split(key, 3)
     params = {"ae": ae.init(k_ae, train[0]), "amortizer": amort.init(k_am, train[0], train[0])}
-    step, init = make_step(name, cfg, ae, amort, alternate=cfg.amortizer_updates == "alternating")
+    b1, b2 = cfg.amortizer_betas
+    step, init = make_step(
+        name,
+        cfg,
+        ae,
+        amort,
+        alternate=cfg.amortizer_updates == "alternating",
+        amortizer_optimizer=optax.adam(cfg.amortizer_lr, b1=b1, b2=b2),
+    )
     states = init(params)
 
     per_epoch = train.shape[0] // cfg.batch

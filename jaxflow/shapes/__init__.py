@@ -1,7 +1,7 @@
 """Shapes: procedural triangle meshes with exact surface sampling, neural-ODE deformation, point-cloud autoencoders
 and amortized sliced distances (docs/shapes.md)."""
 
-from jaxflow.shapes.amortized import SliceAmortizer, amortized_vmf_sw
+from jaxflow.shapes.amortized import LinearSliceAmortizer, SliceAmortizer, amortized_vmf_sw
 from jaxflow.shapes.autoencoder import PointCloudAutoencoder
 from jaxflow.shapes.deform import DeformationField, deform, fit_deformation, min_jacobian_determinant
 from jaxflow.shapes.meshes import (
@@ -20,6 +20,7 @@ from jaxflow.shapes.meshes import (
 
 __all__ = [
     "DeformationField",
+    "LinearSliceAmortizer",
     "Mesh",
     "PointCloudAutoencoder",
     "SliceAmortizer",

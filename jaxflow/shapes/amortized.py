@@ -70,6 +70,28 @@ class SliceAmortizer(nn.Module):
         return s / jnp.maximum(jnp.linalg.norm(s), 1e-12)
 
 
+class LinearSliceAmortizer(nn.Module):
+    """Nguyen & Ho 2022's linear amortized model: g(X, Y) = normalise(Σ_i w_i z_i + b) over the stacked points
+    z = [X; Y] ([n + m, d]), one weight per point slot and one scalar bias added to every coordinate.
+
+    It is not permutation invariant: a slot's weight applies to whichever point sits there, so the direction varies
+    with the points' order (the authors' released point-cloud code uses it as the amortized Max-SW baseline, with
+    clouds in their sampled order). Called as `module.apply(params, x, y)` with x [n, d] and y [m, d] of fixed sizes;
+    returns a unit vector [d]. The initialisation is uniform in ±1/√(n + m), as a default linear layer's."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+            raise ValueError(f"x and y must be point clouds [n, d] and [m, d], got {x.shape} and {y.shape}")
+        z = jnp.concatenate([x, y])
+        init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+        w = self.param("weight", init, (z.shape[0], 1), z.dtype)[:, 0]
+        bound = 1.0 / jnp.sqrt(z.shape[0])
+        b = self.param("bias", lambda k, s, t: jax.random.uniform(k, s, t, -bound, bound), (), z.dtype)
+        s = w @ z + b
+        return s / jnp.maximum(jnp.linalg.norm(s), 1e-12)
+
+
 def amortized_vmf_sw(
     key: jax.Array,
     x: jax.Array,

@@ -4,6 +4,7 @@ the default, as the authors' code does) or both from the same parameters (simult
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from experiments import shapes
@@ -19,7 +20,7 @@ def test_amortized_max_sw_step_orders_its_updates(alternate):
     batch = jax.random.normal(jax.random.key(0), (4, 32, 3)) * jnp.array([1.0, 0.5, 0.2])
     k_ae, k_am = jax.random.key(1), jax.random.key(2)
     params = {"ae": ae.init(k_ae, batch[0]), "amortizer": amort.init(k_am, batch[0], batch[0])}
-    step, init = shapes.make_step("amortized Max-SW", cfg, ae, amort, alternate, amortizer_lr)
+    step, init = shapes.make_step("amortized Max-SW", cfg, ae, amort, alternate, optax.adam(amortizer_lr))
     new, _, _ = step(params, init(params), batch, jax.random.key(3))
 
     # Adam's first step moves every parameter by -lr · g / (|g| + eps) (bias-corrected moments m = g, v = g²)

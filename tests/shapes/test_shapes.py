@@ -74,6 +74,23 @@ def test_amortizer_is_permutation_invariant_and_symmetric():
         np.testing.assert_allclose(g.apply(params, y, x), base, atol=1e-5)
 
 
+def test_linear_amortizer_is_the_normalised_weighted_sum_of_the_point_slots():
+    g = S.LinearSliceAmortizer()
+    x = jax.random.normal(jax.random.key(7), (20, 3))
+    y = jax.random.normal(jax.random.key(8), (12, 3)) + 1.0
+    params = g.init(jax.random.key(9), x, y)
+    w, b = np.asarray(params["params"]["weight"], np.float64)[:, 0], float(params["params"]["bias"])
+    assert w.shape == (32,) and np.all(np.abs(w) <= 1 / np.sqrt(32)) and abs(b) <= 1 / np.sqrt(32)
+    z = np.concatenate([np.asarray(x, np.float64), np.asarray(y, np.float64)])
+    s = np.einsum("n,nd->d", w, z) + b
+    np.testing.assert_allclose(np.asarray(g.apply(params, x, y)), s / np.linalg.norm(s), atol=1e-5)
+    # a slot's weight follows the point in it: reordering the points moves the direction (no invariance)
+    perm = jax.random.permutation(jax.random.key(10), 20)
+    assert float(jnp.linalg.norm(g.apply(params, x[perm], y) - g.apply(params, x, y))) > 1e-3
+    with pytest.raises(ValueError, match="point clouds"):
+        g.apply(params, x, y[:, :2])
+
+
 def test_amortized_distance_at_infinite_kappa_is_max_sw_at_the_maximiser():
     """Two Gaussians that differ by a shift of 2 along e1: the maximising direction is e1 and Max-SW₂ = 2."""
     x = jax.random.normal(jax.random.key(12), (2000, 3))

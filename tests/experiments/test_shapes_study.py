@@ -70,3 +70,26 @@ def test_plain_losses_leave_the_amortizer_alone():
 def test_unknown_update_order_is_refused():
     with pytest.raises(ValueError, match="--amortizer-updates"):
         shapes.validate(shapes.ShapesConfig(amortizer_updates="interleaved"))
+
+
+def test_training_wires_the_configured_amortizer_and_its_adam():
+    """The config's amortizer choice and Adam β reach the training: the linear amortizer's parameters for amortized
+    Max-SW, and after more than one step (Adam's first step ignores β) a different amortizer for another β."""
+    train = jax.random.normal(jax.random.key(0), (4, 16, 3)) * jnp.array([1.0, 0.5, 0.2])
+    cfg = shapes.ShapesConfig(cloud_points=16, batch=2, epochs=2)
+    _, lin, _ = shapes.train_autoencoder("amortized Max-SW", train, cfg, jax.random.key(1))
+    assert set(lin["amortizer"]["params"]) == {"weight", "bias"}
+    att_cfg = shapes.ShapesConfig(cloud_points=16, batch=2, epochs=2, max_sw_amortizer="attention")
+    _, att, _ = shapes.train_autoencoder("amortized Max-SW", train, att_cfg, jax.random.key(1))
+    assert "weight" not in att["amortizer"]["params"]
+    momentum = shapes.ShapesConfig(cloud_points=16, batch=2, epochs=2, amortizer_betas=(0.9, 0.999))
+    _, lin2, _ = shapes.train_autoencoder("amortized Max-SW", train, momentum, jax.random.key(1))
+    w1, w2 = np.asarray(lin["amortizer"]["params"]["weight"]), np.asarray(lin2["amortizer"]["params"]["weight"])
+    assert np.max(np.abs(w1 - w2)) > 1e-4
+
+
+def test_bad_amortizer_settings_are_refused():
+    with pytest.raises(ValueError, match="--amortizer-betas"):
+        shapes.validate(shapes.ShapesConfig(amortizer_betas=(0.0, 1.0)))
+    with pytest.raises(ValueError, match="--max-sw-amortizer"):
+        shapes.validate(shapes.ShapesConfig(max_sw_amortizer="mlp"))

@@ -43,15 +43,7 @@ from tqdm.auto import tqdm
 
 import jaxflow as jf
 from experiments.claims import Claim, Diff, Ratio
-from experiments.common import (
-    StudyConfig,
-    figure,
-    markdown_table,
-    mean_std,
-    positive_float,
-    positive_int,
-    require,
-)
+from experiments.common import StudyConfig, figure, markdown_table, mean_std, positive_float, positive_int, require
 from experiments.pipeline import Output, Study, unit
 from jaxflow import shapes as S
 from jaxflow.ot.sliced import projected_wasserstein, random_directions, sample_vmf

@@ -84,10 +84,13 @@ class LinearSliceAmortizer(nn.Module):
         if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
             raise ValueError(f"x and y must be point clouds [n, d] and [m, d], got {x.shape} and {y.shape}")
         z = jnp.concatenate([x, y])
-        init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-        w = self.param("weight", init, (z.shape[0], 1), z.dtype)[:, 0]
         bound = 1.0 / jnp.sqrt(z.shape[0])
-        b = self.param("bias", lambda k, s, t: jax.random.uniform(k, s, t, -bound, bound), (), z.dtype)
+
+        def init(key, shape, dtype):
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+        w = self.param("weight", init, (z.shape[0],), z.dtype)
+        b = self.param("bias", init, (), z.dtype)
         s = w @ z + b
         return s / jnp.maximum(jnp.linalg.norm(s), 1e-12)
 

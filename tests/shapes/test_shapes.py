@@ -79,7 +79,7 @@ def test_linear_amortizer_is_the_normalised_weighted_sum_of_the_point_slots():
     x = jax.random.normal(jax.random.key(7), (20, 3))
     y = jax.random.normal(jax.random.key(8), (12, 3)) + 1.0
     params = g.init(jax.random.key(9), x, y)
-    w, b = np.asarray(params["params"]["weight"], np.float64)[:, 0], float(params["params"]["bias"])
+    w, b = np.asarray(params["params"]["weight"], np.float64), float(params["params"]["bias"])
     assert w.shape == (32,) and np.all(np.abs(w) <= 1 / np.sqrt(32)) and abs(b) <= 1 / np.sqrt(32)
     z = np.concatenate([np.asarray(x, np.float64), np.asarray(y, np.float64)])
     s = np.einsum("n,nd->d", w, z) + b
